@@ -1,0 +1,1 @@
+"""Fine-tune backends: one small interface (submit, status, cancel, result), one resource each."""

@@ -1,0 +1,1 @@
+"""Shared foundations: settings, the interaction contract, the SQL store, training targets."""

@@ -1,0 +1,84 @@
+"""Where each stage writes its output under `FLYWHEEL_HOME`, and what its tables hold.
+
+Stages hand data to each other through files with fixed names (Parquet for tables, JSONL for
+training files), not through pickled Python objects: a data engineer can open any of them with
+pandas or DuckDB, and the paths are in each asset's metadata.
+
+    FLYWHEEL_HOME/
+      flywheel.db                         embedded SQLite store (source + Flywheel's tables)
+      <target>/
+        scored/examples.parquet           scored_examples: one row per kept example (EXAMPLE_COLUMNS)
+        scored/pairs.parquet              scored_examples: preference / contrastive pairs (PAIR_COLUMNS)
+        anonymized/examples.parquet       anonymized_dataset: same columns, ids stripped, text redacted
+        anonymized/pairs.parquet
+        <dataset_version>/                training_file: train/validation files per format + manifest.json
+        jobs/<job_id>/                    local fine-tune jobs: request, status, logs, the model
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.core.settings import target_dir
+
+#: One training example. `messages` and `context` are JSON text; `completion` is what the model
+#: should answer (the reviewer's label, else the person's edit, else the accepted response).
+EXAMPLE_COLUMNS = [
+    "example_id",  # the interaction id (stripped to a hash by anonymized_dataset)
+    "org_id",  # tenant (anonymized_dataset replaces it with tenant_hash)
+    "user_id",
+    "conversation_id",
+    "group_id",  # sha1 of conversation (or example) id: keeps a conversation on one side of a split
+    "task",
+    "occurred_at",
+    "system_prompt",
+    "messages",  # JSON list of {role, content}: the conversation up to the answer
+    "response_format",  # text | json
+    "response",  # what the model answered
+    "completion",  # the training target
+    "completion_source",  # label | edit | response
+    "score",  # 0..10
+    "score_reasons",  # JSON list of the signals that set the score
+    "context",  # JSON object
+]
+
+#: A preference pair (DPO) or a contrastive pair (embeddings).
+PAIR_COLUMNS = [
+    "pair_id",
+    "org_id",
+    "user_id",
+    "conversation_id",
+    "group_id",
+    "task",
+    "system_prompt",
+    "messages",  # JSON prompt messages (for embeddings: the query as one user message)
+    "chosen",  # preferred output / saved item (the positive)
+    "rejected",  # worse output / skipped item (the negative)
+    "source",  # edit | regenerated | saved_vs_skipped
+    "score",
+]
+
+#: Columns that identify people or tenants; anonymized_dataset drops them (keeping hashes).
+ID_COLUMNS = ["org_id", "user_id", "conversation_id"]
+
+
+def scored_dir(target: str) -> Path:
+    return _sub(target, "scored")
+
+
+def anonymized_dir(target: str) -> Path:
+    return _sub(target, "anonymized")
+
+
+def dataset_dir(target: str, version: str) -> Path:
+    return _sub(target, version)
+
+
+def jobs_dir(target: str) -> Path:
+    return _sub(target, "jobs")
+
+
+def _sub(target: str, name: str) -> Path:
+    path = target_dir(target) / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,375 @@
+"""The interaction store: the contract's three record kinds in SQL, plus Flywheel's own tables.
+
+SQLite under `FLYWHEEL_HOME` by default, Postgres in production; the same SQLAlchemy Core code
+serves both. Each source row keeps the record exactly as it arrived (`record`, JSON text) beside a
+few key columns, so a record that breaks the contract can still be stored, counted and quarantined
+later by `raw_interactions` with its reason.
+
+Incremental reads use `seq`: every insert or update takes the next value of one counter
+(`fw_counters`), so "what is new since the last materialization" is `seq > cursor`. Writers that
+update rows in place must bump `seq` too (`flywheel import` does).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from pipeline.core.contract import Rejection, record_key
+from pipeline.core.settings import mask_url, normalize_url
+
+metadata = sa.MetaData()
+
+# ------------------------------------------------------------------ source tables (the contract)
+interactions = sa.Table(
+    "interactions",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("org_id", sa.Text, index=True),
+    sa.Column("task", sa.Text, index=True),
+    sa.Column("occurred_at", sa.Text),
+    sa.Column("record", sa.Text, nullable=False),
+    sa.Column("record_hash", sa.String(40), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False, index=True),
+)
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("key", sa.String(40), primary_key=True),
+    sa.Column("interaction_id", sa.Text, index=True),
+    sa.Column("kind", sa.Text),
+    sa.Column("occurred_at", sa.Text),
+    sa.Column("record", sa.Text, nullable=False),
+    sa.Column("record_hash", sa.String(40), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False, index=True),
+)
+organizations = sa.Table(
+    "organizations",
+    metadata,
+    sa.Column("org_id", sa.Text, primary_key=True),
+    sa.Column("record", sa.Text, nullable=False),
+    sa.Column("record_hash", sa.String(40), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False, index=True),
+)
+counters = sa.Table(
+    "fw_counters",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+# ------------------------------------------------------------------ Flywheel's own tables
+accepted = sa.Table(
+    "fw_accepted_interactions",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("org_id", sa.Text, nullable=False, index=True),
+    sa.Column("task", sa.Text, nullable=False, index=True),
+    sa.Column("user_id", sa.Text),
+    sa.Column("conversation_id", sa.Text),
+    sa.Column("occurred_at", sa.Text, nullable=False),
+    sa.Column("response_format", sa.String(8), nullable=False),
+    # the validated interaction with its validated feedback events under "feedback"
+    sa.Column("record", sa.Text, nullable=False),
+    sa.Column("accepted_seq", sa.BigInteger, nullable=False, index=True),
+)
+quarantine = sa.Table(
+    "fw_quarantine",
+    metadata,
+    sa.Column("stage", sa.String(40), primary_key=True),
+    sa.Column("record_type", sa.String(20), primary_key=True),
+    sa.Column("record_key", sa.Text, primary_key=True),
+    sa.Column("reason", sa.String(60), nullable=False, index=True),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("raw", sa.Text),
+    sa.Column("run_id", sa.Text),
+    sa.Column("quarantined_at", sa.Text, nullable=False),
+)
+
+#: Every fine-tune job, any backend: the basis for evaluation and promotion.
+model_registry = sa.Table(
+    "fw_model_registry",
+    metadata,
+    sa.Column("job_id", sa.Text, primary_key=True),  # backend job id ("ftjob-…", "local-…", "hfjob-…")
+    sa.Column("target", sa.Text, nullable=False, index=True),
+    sa.Column("dataset_version", sa.Text, nullable=False, index=True),
+    sa.Column("backend", sa.String(40), nullable=False),
+    sa.Column("method", sa.String(20), nullable=False),
+    sa.Column("base_model", sa.Text, nullable=False),
+    sa.Column("hyperparameters", sa.Text, nullable=False),  # JSON
+    sa.Column("status", sa.String(20), nullable=False, index=True),  # see backends.base.JobState
+    sa.Column("created_at", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Text, nullable=False),
+    sa.Column("finished_at", sa.Text),
+    sa.Column("trained_tokens", sa.BigInteger),
+    sa.Column("cost_usd", sa.Float),
+    sa.Column("result_model", sa.Text),  # provider model id or local path
+    sa.Column("error", sa.Text),  # JSON {code, message, param}
+    sa.Column("metrics", sa.Text),  # JSON: last train/valid loss, token accuracy, steps
+    sa.Column("details", sa.Text),  # JSON: events, checkpoints, provider-specific fields
+)
+
+RAW_PREVIEW_CHARS = 2_000
+SOURCE_TABLES = {"interaction": interactions, "feedback": feedback, "organization": organizations}
+_KEY_COLUMN = {"interaction": "id", "feedback": "key", "organization": "org_id"}
+
+
+def canonical_json(record: dict[str, Any]) -> str:
+    return json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def sha1(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class ImportCounts:
+    """What an import did; `read == inserted + updated + unchanged + quarantined` always holds."""
+
+    read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "read": self.read,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "quarantined": self.quarantined,
+            "by_type": dict(sorted(self.by_type.items())),
+            "quarantined_by_reason": dict(sorted(self.quarantined_by_reason.items())),
+        }
+
+
+@dataclass(frozen=True)
+class QuarantineRow:
+    stage: str
+    record_type: str
+    record_key: str
+    reason: str
+    detail: str
+    raw: str | None = None
+
+
+class Store:
+    """One SQL database holding the interaction log and Flywheel's tables."""
+
+    def __init__(self, url: str, *, create: bool = True):
+        self.url = normalize_url(url)
+        kwargs: dict[str, Any] = {"future": True}
+        if self.url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 60}
+        self.engine = sa.create_engine(self.url, **kwargs)
+        if self.dialect == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        if create:
+            self.create_schema()
+
+    # -------------------------------------------------------------- basics
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def masked_url(self) -> str:
+        return mask_url(self.url)
+
+    def create_schema(self) -> None:
+        """Create every table that is missing; safe to call any number of times, concurrently."""
+        try:
+            metadata.create_all(self.engine, checkfirst=True)
+        except sa.exc.IntegrityError:  # another process created it between check and create
+            metadata.create_all(self.engine, checkfirst=True)
+        with self.engine.begin() as conn:
+            exists = conn.execute(sa.select(counters.c.value).where(counters.c.name == "seq")).first()
+            if exists is None:
+                try:
+                    conn.execute(counters.insert().values(name="seq", value=0))
+                except sa.exc.IntegrityError:
+                    pass
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def _insert(self, table: sa.Table):
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    def _take_seq(self, conn: sa.Connection, n: int) -> int:
+        """Reserve `n` sequence numbers; returns the first."""
+        row = conn.execute(
+            counters.update()
+            .where(counters.c.name == "seq")
+            .values(value=counters.c.value + n)
+            .returning(counters.c.value)
+        ).one()
+        return int(row[0]) - n + 1
+
+    def high_watermark(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(counters.c.value).where(counters.c.name == "seq")).scalar_one())
+
+    # -------------------------------------------------------------- writing the source
+    def import_batch(
+        self, batch: list[tuple[str, dict[str, Any]] | tuple[Rejection, str, str]], counts: ImportCounts,
+        *, stage: str = "import",
+    ) -> None:
+        """Upsert one batch of parsed lines; rejections go to the quarantine. Updates `counts`."""
+        rows_by_type: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in SOURCE_TABLES}
+        rejected: list[QuarantineRow] = []
+        for item in batch:
+            counts.read += 1
+            if isinstance(item[0], Rejection):
+                rejection, key, raw = item  # type: ignore[misc]
+                rejected.append(QuarantineRow(stage, "line", key, rejection.reason, rejection.detail, raw))
+                continue
+            record_type, record = item  # type: ignore[misc]
+            counts.by_type[record_type] = counts.by_type.get(record_type, 0) + 1
+            text = canonical_json(record)
+            key = record_key(record_type, record)
+            if record_type == "feedback":
+                key = sha1(key)
+            row = {"record": text, "record_hash": sha1(text), _KEY_COLUMN[record_type]: key}
+            if record_type == "interaction":
+                row.update(org_id=_str_or_none(record.get("org_id")), task=_str_or_none(record.get("task")),
+                           occurred_at=_str_or_none(record.get("occurred_at")))
+            elif record_type == "feedback":
+                row.update(interaction_id=_str_or_none(record.get("interaction_id")),
+                           kind=_str_or_none(record.get("kind")),
+                           occurred_at=_str_or_none(record.get("occurred_at")))
+            previous = rows_by_type[record_type].get(key)
+            if previous is not None:  # the same id twice in one batch: the later line wins
+                counts.updated += 1 if previous["record_hash"] != row["record_hash"] else 0
+                counts.unchanged += 1 if previous["record_hash"] == row["record_hash"] else 0
+            rows_by_type[record_type][key] = row
+        with self.engine.begin() as conn:
+            for record_type, rows in rows_by_type.items():
+                if rows:
+                    self._upsert_source(conn, record_type, list(rows.values()), counts)
+            if rejected:
+                self.quarantine_rows(conn, rejected)
+                counts.quarantined += len(rejected)
+                for q in rejected:
+                    counts.quarantined_by_reason[q.reason] = counts.quarantined_by_reason.get(q.reason, 0) + 1
+
+    def _upsert_source(self, conn: sa.Connection, record_type: str, rows: list[dict], counts: ImportCounts) -> None:
+        table = SOURCE_TABLES[record_type]
+        key_col = table.c[_KEY_COLUMN[record_type]]
+        existing: dict[str, str] = {}
+        keys = [r[key_col.name] for r in rows]
+        for chunk in _chunks(keys, 900):
+            for key, digest in conn.execute(sa.select(key_col, table.c.record_hash).where(key_col.in_(chunk))):
+                existing[key] = digest
+        changed = []
+        for row in rows:
+            old = existing.get(row[key_col.name])
+            if old is None:
+                counts.inserted += 1
+                changed.append(row)
+            elif old != row["record_hash"]:
+                counts.updated += 1
+                changed.append(row)
+            else:
+                counts.unchanged += 1
+        if not changed:
+            return
+        first = self._take_seq(conn, len(changed))
+        for offset, row in enumerate(changed):
+            row["seq"] = first + offset
+        stmt = self._insert(table)
+        update_cols = {c.name: stmt.excluded[c.name] for c in table.columns if c.name != key_col.name}
+        conn.execute(stmt.on_conflict_do_update(index_elements=[key_col.name], set_=update_cols), changed)
+
+    def quarantine_rows(self, conn: sa.Connection, rows: Iterable[QuarantineRow], run_id: str | None = None) -> int:
+        """Upsert quarantine rows keyed by (stage, record type, record key); returns how many."""
+        payload = [
+            {
+                "stage": q.stage,
+                "record_type": q.record_type,
+                "record_key": q.record_key[:500],
+                "reason": q.reason,
+                "detail": q.detail[:2000],
+                "raw": None if q.raw is None else q.raw[:RAW_PREVIEW_CHARS],
+                "run_id": run_id,
+                "quarantined_at": now_iso(),
+            }
+            for q in rows
+        ]
+        if not payload:
+            return 0
+        stmt = self._insert(quarantine)
+        keys = ["stage", "record_type", "record_key"]
+        stmt = stmt.on_conflict_do_update(
+            index_elements=keys, set_={c: stmt.excluded[c] for c in ("reason", "detail", "raw", "run_id", "quarantined_at")}
+        )
+        conn.execute(stmt, payload)
+        return len(payload)
+
+    # -------------------------------------------------------------- reading the source
+    def iter_source(self, record_type: str, after: int, upto: int, batch_size: int = 5_000) -> Iterator[list[sa.Row]]:
+        """Rows of one source table with `after < seq <= upto`, in seq order, one batch at a time."""
+        table = SOURCE_TABLES[record_type]
+        last = after
+        with self.engine.connect() as conn:
+            while True:
+                rows = conn.execute(
+                    sa.select(table).where(table.c.seq > last, table.c.seq <= upto).order_by(table.c.seq).limit(batch_size)
+                ).all()
+                if not rows:
+                    return
+                yield rows
+                last = rows[-1].seq
+
+    def feedback_for(self, conn: sa.Connection, interaction_ids: list[str]) -> dict[str, list[sa.Row]]:
+        out: dict[str, list[sa.Row]] = {}
+        for chunk in _chunks(interaction_ids, 900):
+            for row in conn.execute(sa.select(feedback).where(feedback.c.interaction_id.in_(chunk))):
+                out.setdefault(row.interaction_id, []).append(row)
+        return out
+
+    def organizations_all(self) -> list[sa.Row]:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(organizations)).all()
+
+    def quarantine_counts(self, stage: str | None = None) -> dict[str, int]:
+        query = sa.select(quarantine.c.reason, sa.func.count()).group_by(quarantine.c.reason)
+        if stage:
+            query = query.where(quarantine.c.stage == stage)
+        with self.engine.connect() as conn:
+            return {reason: int(n) for reason, n in conn.execute(query)}
+
+    def count(self, table: sa.Table) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=60000")
+    cur.close()
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

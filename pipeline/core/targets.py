@@ -1,0 +1,221 @@
+"""Training targets: which interactions feed a model and how it is trained.
+
+Targets are declared in one YAML file that a data engineer edits (`targets.yaml` at the project
+root, or the file `FLYWHEEL_TARGETS` names). Adding a target is adding an entry there. The file is
+validated strictly when the code location loads: a typo or a wrong type fails the load with the
+file, line and field named, rather than training the wrong model.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_TARGETS_FILE = PROJECT_ROOT / "targets.yaml"
+TARGET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+Method = Literal["sft", "dpo", "embedding"]
+Backend = Literal["openai", "huggingface", "sentence_transformers"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ScoringConfig(_Strict):
+    """Weights of the 0..10 quality score; defaults follow the page-builder seed."""
+
+    base: float = 0.0
+    json_valid: float = 3.0
+    json_invalid: float = -3.0
+    thumbs_up: float = 3.0
+    thumbs_down: float = -3.0
+    accepted: float = 2.0
+    accepted_with_edits: float = 1.0
+    rejected: float = -3.0
+    abandoned: float = -2.0
+    regenerated: float = -2.0
+    conversation_continued: float = 1.0
+    #: a rating normalised to 0..1 adds `(r - 0.5) * 2 * rating` (so ±rating at the ends)
+    rating: float = 2.0
+    #: an edit changing at most this share of the response is light, above it heavy
+    light_edit_max_share: float = 0.2
+    light_edit: float = 0.0
+    heavy_edit: float = -1.0
+    saved: float = 3.0
+    skipped: float = -1.0
+    #: a reviewer's label is ground truth: the example is kept at this score at least
+    label_floor: float = 8.0
+    #: examples scoring at least this are exported for training
+    export_threshold: float = Field(5.0, ge=0, le=10)
+
+
+class TrainingFileConfig(_Strict):
+    validation_share: float = Field(0.1, ge=0.0, lt=0.5)
+    seed: int = 42
+    #: per-example token limit; the OpenAI default context of the fine-tunable chat models
+    max_tokens_per_example: int = Field(16_385, gt=0)
+    #: fails the cost gate when the estimated training cost exceeds it (USD)
+    budget_usd: float = Field(50.0, ge=0)
+    #: push each dataset version to this Hugging Face dataset repo (needs HF_TOKEN)
+    push_to_hub: str | None = None
+
+
+class GateConfig(_Strict):
+    """Promotion gates (used by evaluation): how much better a candidate must be to serve."""
+
+    margin: float = Field(0.02, ge=0)
+    json_validity_floor: float = Field(0.95, ge=0, le=1)
+    max_task_regression: float = Field(0.0, ge=0)
+
+
+class Target(_Strict):
+    name: str
+    description: str = ""
+    tasks: tuple[str, ...]
+    #: only these tenants (a per-tenant model); omitted means every tenant
+    tenants: tuple[str, ...] | None = None
+    exclude_tenants: tuple[str, ...] = ()
+    method: Method = "sft"
+    backend: Backend
+    base_model: str
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    min_examples: int = Field(50, ge=1)
+    retrain_threshold: int = Field(500, ge=1)
+    scoring: ScoringConfig = ScoringConfig()
+    training_file: TrainingFileConfig = TrainingFileConfig()
+    gates: GateConfig = GateConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not TARGET_NAME.match(value):
+            raise ValueError("a target name is lower-case letters, digits and '_', starting with a letter")
+        return value
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("a target needs at least one task")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Target:
+        if self.method == "embedding" and self.backend != "sentence_transformers":
+            raise ValueError("method 'embedding' trains with backend 'sentence_transformers'")
+        if self.backend == "sentence_transformers" and self.method != "embedding":
+            raise ValueError("backend 'sentence_transformers' takes method 'embedding'")
+        if self.tenants is not None and set(self.tenants) & set(self.exclude_tenants):
+            raise ValueError("a tenant cannot be both in 'tenants' and in 'exclude_tenants'")
+        return self
+
+    @property
+    def per_tenant(self) -> bool:
+        return self.tenants is not None
+
+    def takes(self, org_id: str, task: str) -> bool:
+        """Whether an interaction of this tenant and task feeds this target."""
+        if task not in self.tasks or org_id in self.exclude_tenants:
+            return False
+        return self.tenants is None or org_id in self.tenants
+
+
+class TargetsFileError(ValueError):
+    """The targets file is malformed; the message names the file, line and field."""
+
+
+def targets_file() -> Path:
+    return Path(os.environ.get("FLYWHEEL_TARGETS", DEFAULT_TARGETS_FILE)).expanduser().resolve()
+
+
+def parse_targets(text: str, source: str = "targets.yaml") -> dict[str, Target]:
+    """Parse and validate a targets document; raises `TargetsFileError` naming line and field."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise TargetsFileError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("targets"), dict) or not data["targets"]:
+        raise TargetsFileError(f"{source}:1: the file needs a top-level 'targets:' mapping with at least one target")
+    unknown = set(data) - {"targets", "defaults"}
+    if unknown:
+        raise TargetsFileError(f"{source}:{_line(node, [sorted(unknown)[0]])}: unknown top-level key {sorted(unknown)[0]!r}")
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise TargetsFileError(f"{source}:{_line(node, ['defaults'])}: 'defaults' must be a mapping")
+    targets: dict[str, Target] = {}
+    for name, body in data["targets"].items():
+        if not isinstance(body, dict):
+            raise TargetsFileError(f"{source}:{_line(node, ['targets', name])}: target {name!r} must be a mapping")
+        merged = _deep_merge(defaults, body)
+        try:
+            targets[str(name)] = Target(name=str(name), **merged)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = [str(p) for p in err["loc"]]
+            path = ["targets", name, *loc] if loc and loc[0] != "name" else ["targets", name]
+            line = _line(node, path)
+            field = ".".join(loc) or "(target)"
+            raise TargetsFileError(
+                f"{source}:{line}: target {name!r}, field '{field}': {err['msg']}"
+            ) from None
+    return targets
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "hyperparameters":
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _line(node: yaml.Node | None, path: list[Any]) -> int:
+    """The 1-based line of the deepest node along `path` that exists in the YAML tree."""
+    line = 1 if node is None else node.start_mark.line + 1
+    current = node
+    for part in path:
+        if not isinstance(current, yaml.MappingNode):
+            break
+        for key_node, value_node in current.value:
+            if str(key_node.value) == str(part):
+                line = key_node.start_mark.line + 1
+                current = value_node
+                break
+        else:
+            break
+    return line
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: str, mtime: float) -> dict[str, Target]:
+    file = Path(path)
+    if not file.exists():
+        raise TargetsFileError(f"{path}: the targets file does not exist (set FLYWHEEL_TARGETS to its path)")
+    return parse_targets(file.read_text(encoding="utf-8"), source=str(file))
+
+
+def load_targets(path: Path | None = None) -> dict[str, Target]:
+    """The declared targets by name (cached until the file changes)."""
+    file = (path or targets_file()).resolve()
+    mtime = file.stat().st_mtime if file.exists() else 0.0
+    return _load_cached(str(file), mtime)
+
+
+def get_target(name: str) -> Target:
+    targets = load_targets()
+    if name not in targets:
+        raise KeyError(f"unknown training target {name!r}; declared: {', '.join(sorted(targets))}")
+    return targets[name]
