@@ -346,6 +346,46 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(organizations)).all()
 
+    def iter_accepted(
+        self,
+        tasks: Iterable[str],
+        tenants: Iterable[str] | None = None,
+        exclude_tenants: Iterable[str] = (),
+        batch_size: int = 5_000,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Accepted interactions of these tasks (and tenants), in batches of decoded records.
+
+        Each record is the validated interaction (`contract.validate_interaction`) with
+        `"feedback"`: its validated feedback events sorted by `occurred_at`. Filtering happens in
+        SQL, so a per-tenant target never even reads another tenant's rows.
+        """
+        query = sa.select(accepted.c.id, accepted.c.record).where(accepted.c.task.in_(list(tasks)))
+        if tenants is not None:
+            query = query.where(accepted.c.org_id.in_(list(tenants)))
+        excluded = list(exclude_tenants)
+        if excluded:
+            query = query.where(accepted.c.org_id.not_in(excluded))
+        last = ""
+        with self.engine.connect() as conn:
+            while True:
+                rows = conn.execute(query.where(accepted.c.id > last).order_by(accepted.c.id).limit(batch_size)).all()
+                if not rows:
+                    return
+                yield [json.loads(row.record) for row in rows]
+                last = rows[-1].id
+
+    def opted_out_orgs(self) -> set[str]:
+        """Tenants whose `training_opt_out` is true in the source (malformed rows count as opted out)."""
+        out = set()
+        for row in self.organizations_all():
+            try:
+                value = json.loads(row.record).get("training_opt_out", False)
+            except ValueError:
+                value = True
+            if value is not False and value is not None:
+                out.add(row.org_id)
+        return out
+
     def quarantine_counts(self, stage: str | None = None) -> dict[str, int]:
         query = sa.select(quarantine.c.reason, sa.func.count()).group_by(quarantine.c.reason)
         if stage:
