@@ -82,3 +82,61 @@ def _sub(target: str, name: str) -> Path:
     path = target_dir(target) / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# ---------------------------------------------------------------- dataset versions (training_file)
+#
+# training_file writes FLYWHEEL_HOME/<target>/<version>/manifest.json, then points
+# FLYWHEEL_HOME/<target>/LATEST at the version (written last, atomically). A manifest:
+#
+#   {"target", "dataset_version", "method", "backend", "base_model",
+#    "backend_format": the key of `files` the target's backend trains on,
+#    "files": {format: {"train": abs path, "validation": abs path | null}},
+#    "counts": {...}, "created_at": RFC 3339}
+#
+# Formats: openai_chat, openai_dpo, trl_messages, trl_prompt_completion, trl_preference,
+# instruction, embedding_triplets. The backend picks: openai+sft -> openai_chat,
+# openai+dpo -> openai_dpo, huggingface+sft -> trl_messages, huggingface+dpo -> trl_preference,
+# sentence_transformers -> embedding_triplets.
+
+BACKEND_FORMAT = {
+    ("openai", "sft"): "openai_chat",
+    ("openai", "dpo"): "openai_dpo",
+    ("huggingface", "sft"): "trl_messages",
+    ("huggingface", "dpo"): "trl_preference",
+    ("sentence_transformers", "embedding"): "embedding_triplets",
+}
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a text file so readers see the old or the new content, never half of it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def write_manifest(target: str, version: str, manifest: dict) -> Path:
+    """Write the version's manifest, then move the target's LATEST pointer to it."""
+    import json
+
+    path = dataset_dir(target, version) / "manifest.json"
+    write_atomic(path, json.dumps(manifest, indent=2, sort_keys=True))
+    write_atomic(target_dir(target) / "LATEST", version)
+    return path
+
+
+def read_manifest(target: str, version: str | None = None) -> dict:
+    """The manifest of a dataset version (the latest when `version` is None)."""
+    import json
+
+    if version is None:
+        pointer = target_dir(target) / "LATEST"
+        if not pointer.exists():
+            raise FileNotFoundError(
+                f"target {target!r} has no training file yet: materialize training_file for it first"
+            )
+        version = pointer.read_text(encoding="utf-8").strip()
+    path = target_dir(target) / version / "manifest.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no manifest for {target!r} version {version!r} at {path}")
+    return json.loads(path.read_text(encoding="utf-8"))
