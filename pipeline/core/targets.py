@@ -51,10 +51,15 @@ class ScoringConfig(_Strict):
     heavy_edit: float = -1.0
     saved: float = 3.0
     skipped: float = -1.0
+    #: an item turned into a flashcard / clip: kept like a save
+    snipped: float = 3.0
     #: a reviewer's label is ground truth: the example is kept at this score at least
     label_floor: float = 8.0
     #: examples scoring at least this are exported for training
     export_threshold: float = Field(5.0, ge=0, le=10)
+    #: prompts whose estimated Jaccard similarity (character 5-grams) reaches this are near-duplicates;
+    #: 1.0 collapses exact duplicates (after normalising case, whitespace, punctuation, digits) only
+    near_duplicate_threshold: float = Field(0.8, gt=0, le=1)
 
 
 class TrainingFileConfig(_Strict):
