@@ -271,8 +271,10 @@ def to_job_status(status: dict[str, Any], backend: str) -> JobStatus:
     """A `read_status` dict as the backends' common `JobStatus`."""
     error = status.get("error")
     result = status.get("result") or {}
-    metrics = dict(status.get("progress") or {})
-    metrics.update(result.get("metrics") or {})
+    # while training: the numeric progress (step, loss, epoch); once done: the trainer's own metrics
+    progress = {k: v for k, v in (status.get("progress") or {}).items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    metrics = dict(result["metrics"]) if result.get("metrics") else progress
     return JobStatus(
         job_id=status["job_id"],
         state=JobState(status["state"]),
@@ -293,6 +295,7 @@ def to_job_status(status: dict[str, Any], backend: str) -> JobStatus:
             "updated_at": status.get("updated_at"),
             "log_path": status.get("log_path"),
             "pid": status.get("pid"),
+            "resources": status.get("resources"),
         },
     )
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import resource
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,18 @@ class _StatusWriter:
         self.update()
 
 
+def _resources(started: float) -> dict[str, float]:
+    """Wall and CPU seconds of this attempt and its peak resident memory (MiB, Linux units)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "wall_s": round(time.monotonic() - started, 3),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+    }
+
+
 def run(job_dir: Path) -> int:
+    started = time.monotonic()
     job_dir = Path(job_dir).resolve()
     writer = _StatusWriter(job_dir)
     writer.update(state=JobState.RUNNING.value, started_at=local_jobs.now_iso(), worker_pid=os.getpid())
@@ -69,12 +82,16 @@ def run(job_dir: Path) -> int:
             state=JobState.FAILED.value,
             finished_at=local_jobs.now_iso(),
             error={"code": type(exc).__name__, "message": message[:4000], "param": None},
+            resources=_resources(started),
         )
         return 1
     result = dict(result)
     result.setdefault("metrics", {})
     local_jobs._event(writer.status, "succeeded", f"model saved to {result['model_path']}")
-    writer.update(state=JobState.SUCCEEDED.value, finished_at=local_jobs.now_iso(), result=result, error=None)
+    writer.update(
+        state=JobState.SUCCEEDED.value, finished_at=local_jobs.now_iso(), result=result, error=None,
+        resources=_resources(started),
+    )
     print(f"job {job_dir.name} succeeded: {result['model_path']}", flush=True)
     return 0
 
