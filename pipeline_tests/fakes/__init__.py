@@ -1,0 +1,1 @@
+"""Loopback fakes of paid outside APIs, driven by their real client libraries in tests."""
