@@ -22,6 +22,7 @@ from pipeline.backends.openai_backend import (
     OpenAIBackend,
     OpenAIBackendError,
     is_our_job,
+    job_status,
     merge_metrics,
     openai_hyperparameters,
     upload_name,
@@ -521,3 +522,28 @@ def test_the_resource_reads_its_key_from_the_environment(server, tmp_path, monke
     (job_id,) = server.jobs
     materialization = result.asset_materializations_for_node("submitted")[0]
     assert materialization.metadata["job_id"].value == job_id
+
+
+def test_job_status_maps_paused_and_models_without_a_price():
+    job = {
+        "id": "ftjob-1",
+        "status": "paused",
+        "model": "some-compatible-model",
+        "method": {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 2}}},
+        "trained_tokens": None,
+        "created_at": 1_700_000_000,
+    }
+    paused = job_status(job, [], [])
+    assert paused.state == JobState.QUEUED and not paused.terminal
+    assert paused.details["provider_status"] == "paused" and paused.details["hyperparameters"] == {
+        "n_epochs": 2
+    }
+    assert paused.created_at == "2023-11-14T22:13:20+00:00"
+
+    done = job_status(
+        {**job, "status": "succeeded", "trained_tokens": 12_345, "fine_tuned_model": "ft:x"}, [], []
+    )
+    assert done.state == JobState.SUCCEEDED and done.result_model == "ft:x"
+    assert done.cost_usd is None and "no price" in done.details["cost_note"]
+    priced = job_status({**job, "model": MODEL, "status": "succeeded", "trained_tokens": 1_000_000}, [], [])
+    assert priced.cost_usd == 5.0 and priced.details["cost_note"] is None
