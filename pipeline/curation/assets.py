@@ -1,0 +1,62 @@
+"""`scored_examples`: the thin Dagster asset around `pipeline.curation.curate`."""
+
+import dagster as dg
+
+from pipeline.core.partitions import target_partitions
+from pipeline.core.resources import StoreResource
+
+
+@dg.asset(
+    partitions_def=target_partitions,
+    deps=[dg.AssetKey("raw_interactions")],
+    group_name="curation",
+    kinds={"python", "parquet"},
+    owners=["team:ml-platform"],
+    code_version="1",
+)
+def scored_examples(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
+    """One target's interactions scored 0..10, labels applied, duplicate prompts collapsed, preference pairs built."""
+    # numpy, pyarrow and rapidfuzz load when the asset runs, not when the definitions load
+    from pipeline.core.targets import get_target
+    from pipeline.curation.curate import curate_target
+
+    target = get_target(context.partition_key)
+    report = curate_target(store.get(), target, log=context.log.debug)
+    context.log.info(
+        f"{target.name}: read {report.read:,}, kept {report.kept:,}, dropped {dict(report.dropped)}, "
+        f"pairs {dict(report.pairs)}"
+    )
+    return dg.MaterializeResult(metadata=scored_metadata(report, target.scoring.export_threshold))
+
+
+def scored_metadata(report, export_threshold: float) -> dict[str, dg.MetadataValue | int | float | str]:
+    """The asset's metadata: counts that add up, pairs by source, the score chart, a preview, the paths."""
+    from pipeline.curation.curate import DROP_REASONS, PAIR_SOURCES
+    from pipeline.curation.render import preview_table, score_chart
+
+    counts = report.as_dict()
+    metadata: dict[str, dg.MetadataValue | int | float | str] = {
+        "dagster/row_count": report.kept,
+        "read": report.read,
+        "kept": report.kept,
+        "dropped": report.dropped_total,
+        **{f"dropped_{reason}": report.dropped.get(reason, 0) for reason in DROP_REASONS},
+        "duplicates_exact": report.duplicates["exact"],
+        "duplicates_near": report.duplicates["near"],
+        "pairs": sum(report.pairs.values()),
+        **{f"pairs_{source}": report.pairs.get(source, 0) for source in PAIR_SOURCES},
+        "counts": dg.MetadataValue.json(counts),
+        "export_threshold": float(export_threshold),
+        "score_distribution": dg.MetadataValue.md(
+            score_chart(report.scored_histogram, report.kept_histogram, export_threshold)
+        ),
+        "preview": dg.MetadataValue.md(preview_table(report.preview)),
+        "examples_path": dg.MetadataValue.path(str(report.examples_path)),
+        "pairs_path": dg.MetadataValue.path(str(report.pairs_path)),
+    }
+    if report.excluded_tenants:
+        metadata["opted_out_tenants_excluded"] = len(report.excluded_tenants)
+    return metadata
+
+
+CURATION_ASSETS = [scored_examples]

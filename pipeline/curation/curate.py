@@ -1,0 +1,400 @@
+"""One target's accepted interactions → scored examples and pairs (the body of `scored_examples`).
+
+Streaming, in bounded memory: one pass over the target's accepted interactions (SQL-filtered by
+task and tenant) scores each record, writes every exportable example to a candidates file and
+keeps only small keys in memory (dedup hash, 256-byte signature, score); edit pairs are written on
+the way. Then the duplicates are collapsed by those keys, the candidates file is copied to
+`examples.parquet` without the dropped rows, and the two-interaction pairs (regenerated,
+saved vs skipped) are joined by fetching only their records by id.
+
+Every record read ends in exactly one place: kept, or dropped with a reason in `DROP_REASONS`;
+`CurationReport.counts_add_up` holds or the run fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from pipeline.core import store as st
+from pipeline.core.artifacts import EXAMPLE_COLUMNS, PAIR_COLUMNS, scored_dir
+from pipeline.core.contract import latest_feedback
+from pipeline.core.targets import Target
+from pipeline.curation import dedup, pairs
+from pipeline.curation.scoring import SOURCE_RANK, Scored, score_interaction
+
+STAGE = "scored_examples"
+DROP_REASONS = ("unreadable_record", "empty_completion", "below_threshold", "duplicate_prompt")
+PAIR_SOURCES = ("edit", "regenerated", "saved_vs_skipped")
+EXAMPLES_FILE = "examples.parquet"
+PAIRS_FILE = "pairs.parquet"
+CANDIDATES_FILE = ".candidates.parquet"
+BUCKETS = 10  # score buckets 0–1 … 9–10 for the distribution
+PREVIEW_ROWS = 10
+
+EXAMPLE_SCHEMA = pa.schema([(c, pa.float64() if c == "score" else pa.string()) for c in EXAMPLE_COLUMNS])
+PAIR_SCHEMA = pa.schema([(c, pa.float64() if c == "score" else pa.string()) for c in PAIR_COLUMNS])
+
+
+@dataclass
+class CurationReport:
+    """What one run did; `read == kept + sum(dropped.values())` always holds."""
+
+    target: str
+    read: int = 0
+    kept: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    duplicates: dict[str, int] = field(default_factory=lambda: {"exact": 0, "near": 0})
+    pairs: Counter = field(default_factory=Counter)
+    #: pairs not written: duplicate_pair, identical_sides, missing_record
+    pairs_skipped: Counter = field(default_factory=Counter)
+    scored_histogram: list[int] = field(default_factory=lambda: [0] * BUCKETS)
+    kept_histogram: list[int] = field(default_factory=lambda: [0] * BUCKETS)
+    kept_sources: Counter = field(default_factory=Counter)
+    kept_tasks: Counter = field(default_factory=Counter)
+    excluded_tenants: list[str] = field(default_factory=list)
+    preview: list[dict[str, Any]] = field(default_factory=list)
+    examples_path: Path | None = None
+    pairs_path: Path | None = None
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+    @property
+    def counts_add_up(self) -> bool:
+        return self.read == self.kept + self.dropped_total
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "read": self.read,
+            "kept": self.kept,
+            "dropped": {reason: self.dropped.get(reason, 0) for reason in DROP_REASONS},
+            "duplicates": dict(self.duplicates),
+            "pairs": {source: self.pairs.get(source, 0) for source in PAIR_SOURCES},
+            "pairs_skipped": dict(sorted(self.pairs_skipped.items())),
+            "kept_by_completion_source": dict(sorted(self.kept_sources.items())),
+            "kept_by_task": dict(sorted(self.kept_tasks.items())),
+        }
+
+
+def bucket(score: float) -> int:
+    return min(int(score), BUCKETS - 1)
+
+
+def time_key(occurred_at: str) -> str:
+    """A canonical UTC timestamp that sorts as text (the contract omits a zero fraction)."""
+    return occurred_at if "." in occurred_at else occurred_at[:-1] + ".000000Z"
+
+
+def conversation_last_turns(
+    store: st.Store, tenants: Iterable[str] | None, exclude: Iterable[str]
+) -> dict[tuple[str, str], str]:
+    """(org, conversation) → `time_key` of its latest accepted turn, any task, for multi-turn conversations.
+
+    Read in SQL within the target's tenants only, so a per-tenant target reads no other tenant.
+    """
+    acc = st.accepted
+    scope = [acc.c.conversation_id.is_not(None)]
+    if tenants is not None:
+        scope.append(acc.c.org_id.in_(list(tenants)))
+    excluded = list(exclude)
+    if excluded:
+        scope.append(acc.c.org_id.not_in(excluded))
+    multi = (
+        sa.select(acc.c.org_id, acc.c.conversation_id)
+        .where(*scope)
+        .group_by(acc.c.org_id, acc.c.conversation_id)
+        .having(sa.func.count() > 1)
+        .subquery()
+    )
+    query = sa.select(acc.c.org_id, acc.c.conversation_id, acc.c.occurred_at).join(
+        multi, sa.and_(acc.c.org_id == multi.c.org_id, acc.c.conversation_id == multi.c.conversation_id)
+    )
+    last: dict[tuple[str, str], str] = {}
+    with store.engine.connect() as conn:
+        for org, conversation, occurred in conn.execute(query):
+            key, when = (org, conversation), time_key(occurred)
+            if when > last.get(key, ""):
+                last[key] = when
+    return last
+
+
+def fetch_records(store: st.Store, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Accepted records by id (for the partners of two-interaction pairs)."""
+    out: dict[str, dict[str, Any]] = {}
+    wanted = sorted(set(ids))
+    with store.engine.connect() as conn:
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start : start + 900]
+            for row in conn.execute(sa.select(st.accepted.c.id, st.accepted.c.record).where(st.accepted.c.id.in_(chunk))):
+                out[row.id] = json.loads(row.record)
+    return out
+
+
+def example_row(record: dict[str, Any], scored: Scored) -> dict[str, Any]:
+    """One row of EXAMPLE_COLUMNS."""
+    return {
+        "example_id": record["id"],
+        "org_id": record["org_id"],
+        "user_id": record.get("user_id"),
+        "conversation_id": record.get("conversation_id"),
+        "group_id": pairs.group_id(record),
+        "task": record["task"],
+        "occurred_at": record["occurred_at"],
+        "system_prompt": record.get("system_prompt"),
+        "messages": pairs.messages_json(record["messages"]),
+        "response_format": record.get("response_format") or "text",
+        "response": record["response"],
+        "completion": scored.completion,
+        "completion_source": scored.completion_source,
+        "score": float(scored.score),
+        "score_reasons": json.dumps(scored.reasons, ensure_ascii=False),
+        "context": json.dumps(record.get("context") or {}, ensure_ascii=False, sort_keys=True),
+    }
+
+
+class _ParquetOut:
+    """Rows appended in batches to a hidden temp file, moved into place by `commit` (atomic)."""
+
+    def __init__(self, path: Path, schema: pa.Schema):
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.tmp")
+        self.schema = schema
+        self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
+        self.rows = 0
+        self.done = False
+
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self.write_table(pa.Table.from_pylist(rows, schema=self.schema))
+
+    def write_table(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self.writer.write_table(table)
+            self.rows += table.num_rows
+
+    def commit(self) -> Path:
+        self.writer.close()
+        os.replace(self.tmp, self.path)
+        self.done = True
+        return self.path
+
+    def abort(self) -> None:
+        if self.done:
+            return
+        try:
+            self.writer.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+
+@dataclass
+class _Candidates:
+    """The small per-example keys dedup needs, for every exportable example, in file order."""
+
+    exact: list[bytes] = field(default_factory=list)
+    namespaces: list[int] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    ranks: list[int] = field(default_factory=list)
+    times: list[str] = field(default_factory=list)
+    signatures: list[np.ndarray] = field(default_factory=list)
+
+    def best_first(self) -> list[int]:
+        """Higher score, then label > edit > response, then newest, then file (id) order."""
+        order = sorted(range(len(self.scores)), key=self.times.__getitem__, reverse=True)
+        order.sort(key=lambda i: (-self.scores[i], self.ranks[i]))
+        return order
+
+
+def curate_target(
+    store: st.Store, target: Target, *, batch_size: int = 5_000, log: Callable[[str], None] | None = None
+) -> CurationReport:
+    """Score, label, dedup and pair one target's accepted interactions; write examples and pairs."""
+    log = log or (lambda _msg: None)
+    weights = target.scoring
+    report = CurationReport(target.name)
+    out_dir = scored_dir(target.name)
+    opted_out = store.opted_out_orgs()
+    exclude = sorted(set(target.exclude_tenants) | opted_out)
+    report.excluded_tenants = sorted(opted_out - set(target.exclude_tenants))
+    last_turn = conversation_last_turns(store, target.tenants, exclude)
+    embedding = target.method == "embedding"
+    regenerations = pairs.PairIndex("regenerated")
+    saved_skipped = pairs.PairIndex("saved_vs_skipped")
+    seen_pairs: set[bytes] = set()
+    candidates = _Candidates()
+    cand_path = out_dir / CANDIDATES_FILE
+    cand_out = _ParquetOut(cand_path, EXAMPLE_SCHEMA)
+    pairs_out = _ParquetOut(out_dir / PAIRS_FILE, PAIR_SCHEMA)
+    unreadable: list[st.QuarantineRow] = []
+
+    def continued(record: dict[str, Any]) -> bool:
+        conversation = record.get("conversation_id")
+        return bool(conversation) and time_key(record["occurred_at"]) < last_turn.get((record["org_id"], conversation), "")
+
+    try:
+        for batch in store.iter_accepted(target.tasks, target.tenants, exclude, batch_size=batch_size):
+            rows: list[dict[str, Any]] = []
+            near_texts: list[str] = []
+            pair_rows: list[dict[str, Any]] = []
+            for record in batch:
+                report.read += 1
+                try:
+                    scored = score_interaction(record, weights, conversation_continued=continued(record))
+                    latest = latest_feedback(record.get("feedback") or [])
+                    row = example_row(record, scored)
+                    item = record["response"] if embedding else None
+                    normalized = dedup.normalize_text(dedup.prompt_text(record["messages"], item))
+                except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                    report.dropped["unreadable_record"] += 1
+                    rid = str(record.get("id", "?")) if isinstance(record, dict) else "?"
+                    unreadable.append(st.QuarantineRow(
+                        STAGE, "interaction", rid, "unreadable_record",
+                        f"target {target.name}: cannot score the accepted record: {type(exc).__name__}: {exc}",
+                        json.dumps(record, default=str)[: st.RAW_PREVIEW_CHARS]))
+                    continue
+                report.scored_histogram[bucket(scored.score)] += 1
+                _index_pairs(record, latest, scored, embedding, regenerations, saved_skipped, pair_rows)
+                if not scored.completion.strip():
+                    report.dropped["empty_completion"] += 1
+                elif scored.score < weights.export_threshold:
+                    report.dropped["below_threshold"] += 1
+                else:
+                    rows.append(row)
+                    near_texts.append(dedup.near_text(normalized))
+                    candidates.exact.append(dedup.exact_key(record["task"], normalized))
+                    candidates.namespaces.append(dedup.namespace(record["task"]))
+                    candidates.scores.append(scored.score)
+                    candidates.ranks.append(SOURCE_RANK[scored.completion_source])
+                    candidates.times.append(time_key(record["occurred_at"]))
+            cand_out.write_rows(rows)
+            candidates.signatures.append(dedup.signatures(near_texts))
+            _write_pairs(pairs_out, pair_rows, seen_pairs, report)
+            log(f"{target.name}: read {report.read:,} interactions")
+        cand_out.commit()
+        if unreadable:
+            with store.engine.begin() as conn:
+                store.quarantine_rows(conn, unreadable)
+
+        # ------------------------------------------------------------ collapse duplicates
+        n = len(candidates.scores)
+        sigs = np.concatenate(candidates.signatures) if n else np.zeros((0, dedup.SIGNATURE_SIZE), np.uint32)
+        collapsed = dedup.collapse(candidates.exact, sigs, np.array(candidates.namespaces, dtype=np.uint64),
+                                   candidates.best_first(), weights.near_duplicate_threshold)
+        report.duplicates = {"exact": collapsed.exact, "near": collapsed.near}
+        report.dropped["duplicate_prompt"] += collapsed.exact + collapsed.near
+        del candidates, sigs
+        report.examples_path = _copy_kept(cand_path, out_dir / EXAMPLES_FILE, collapsed.keep, report, batch_size)
+
+        # ------------------------------------------------------------ two-interaction pairs
+        for index in (regenerations, saved_skipped):
+            _join_pairs(store, index, weights, continued, pairs_out, seen_pairs, report)
+        report.pairs_path = pairs_out.commit()
+    except BaseException:
+        cand_out.abort()
+        pairs_out.abort()
+        raise
+    finally:
+        cand_path.unlink(missing_ok=True)
+    if not report.counts_add_up:
+        raise RuntimeError(
+            f"scored_examples for {target.name}: counts do not add up: read {report.read} != kept {report.kept} "
+            f"+ dropped {dict(report.dropped)}"
+        )
+    return report
+
+
+def _index_pairs(
+    record: dict[str, Any], latest: dict[str, Any], scored: Scored, embedding: bool,
+    regenerations: pairs.PairIndex, saved_skipped: pairs.PairIndex, pair_rows: list[dict[str, Any]],
+) -> None:
+    """Emit the record's edit pair; remember it as a side of a two-interaction pair."""
+    if embedding:
+        action = latest.get("action")
+        if action in pairs.POSITIVE_ACTIONS or action in pairs.NEGATIVE_ACTIONS:
+            key = pairs.saved_skipped_key(record)
+            if key is not None:
+                saved_skipped.add(key, record["id"], chosen=action in pairs.POSITIVE_ACTIONS)
+        return
+    row = pairs.edit_pair(record, latest, scored.score)
+    if row is not None:
+        pair_rows.append(row)
+    outcome = latest.get("outcome")
+    if outcome == "regenerated" or outcome in pairs.ACCEPTED_OUTCOMES:
+        key = pairs.regeneration_key(record)
+        if key is not None:
+            regenerations.add(key, record["id"], chosen=outcome != "regenerated")
+
+
+def _write_pairs(out: _ParquetOut, rows: list[dict[str, Any]], seen: set[bytes], report: CurationReport) -> None:
+    fresh = []
+    for row in rows:
+        if not pairs.differs(row["chosen"], row["rejected"]):
+            report.pairs_skipped["identical_sides"] += 1
+            continue
+        key = pairs.sha1(f"{row['messages']}\x1f{row['chosen']}\x1f{row['rejected']}").encode()
+        if key in seen:
+            report.pairs_skipped["duplicate_pair"] += 1
+            continue
+        seen.add(key)
+        report.pairs[row["source"]] += 1
+        fresh.append(row)
+    out.write_rows(fresh)
+
+
+def _join_pairs(
+    store: st.Store, index: pairs.PairIndex, weights, continued: Callable[[dict[str, Any]], bool],
+    out: _ParquetOut, seen: set[bytes], report: CurationReport, chunk: int = 1_000,
+) -> None:
+    plan = index.plan()
+    index.groups.clear()
+    for start in range(0, len(plan), chunk):
+        part = plan[start : start + chunk]
+        records = fetch_records(store, [i for pair in part for i in pair])
+        rows = []
+        for chosen_id, rejected_id in part:
+            chosen, rejected = records.get(chosen_id), records.get(rejected_id)
+            if chosen is None or rejected is None:  # removed since it was read (e.g. a tenant opted out)
+                report.pairs_skipped["missing_record"] += 1
+                continue
+            scored = score_interaction(chosen, weights, conversation_continued=continued(chosen))
+            if index.source == "regenerated":
+                rows.append(pairs.regenerated_pair(chosen, scored.completion, scored.score, rejected))
+            else:
+                rows.append(pairs.saved_skipped_pair(chosen, scored.score, rejected))
+        _write_pairs(out, rows, seen, report)
+
+
+def _copy_kept(cand_path: Path, path: Path, keep: np.ndarray, report: CurationReport, batch_size: int) -> Path:
+    """Copy the kept candidate rows to the examples file; tally what was kept."""
+    out = _ParquetOut(path, EXAMPLE_SCHEMA)
+    try:
+        offset = 0
+        for batch in pq.ParquetFile(cand_path).iter_batches(batch_size=batch_size):
+            mask = keep[offset : offset + batch.num_rows]
+            offset += batch.num_rows
+            table = pa.Table.from_batches([batch]).filter(pa.array(mask))
+            out.write_table(table)
+            for score in table.column("score").to_pylist():
+                report.kept_histogram[bucket(score)] += 1
+            report.kept_sources.update(table.column("completion_source").to_pylist())
+            report.kept_tasks.update(table.column("task").to_pylist())
+            if len(report.preview) < PREVIEW_ROWS:
+                report.preview.extend(table.slice(0, PREVIEW_ROWS - len(report.preview)).to_pylist())
+        report.kept = out.rows
+        return out.commit()
+    except BaseException:
+        out.abort()
+        raise

@@ -1,0 +1,75 @@
+"""`scored_examples` through Dagster: one target partition materialized with a real store resource."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+import dagster as dg
+import pyarrow.parquet as pq
+
+from pipeline.core.resources import StoreResource
+from pipeline.core.store import Store
+from pipeline.curation.assets import CURATION_ASSETS, scored_examples
+from pipeline_tests.curation_helpers import insert_accepted, record
+
+PAGE = '{"sections": [{"type": "hero"}]}'
+GOOD = [("thumbs", 1), ("outcome", "accepted")]
+
+
+def test_scored_examples_materializes_one_target(tmp_path):
+    url = f"sqlite:///{tmp_path}/t.db"
+    store = Store(url)
+    insert_accepted(store, [
+        record("p1", prompt="Hero for a bakery", response=PAGE, response_format="json", feedback=GOOD),
+        record("p2", prompt="hero for a BAKERY", response=PAGE, response_format="json", feedback=GOOD),
+        record("p3", prompt="Footer for a florist", response="{not json", response_format="json", feedback=GOOD),
+        record("p4", task="section_edit", prompt="Punchier headline", response=PAGE, response_format="json",
+               feedback=[("outcome", "accepted_with_edits"), ("edit", '{"sections": [{"type": "cta"}]}')]),
+        record("c1", org="avatar_luna", task="chat", prompt="Not a page", feedback=GOOD),  # another target's task
+    ])
+    store.dispose()
+    result = dg.materialize([scored_examples], partition_key="page_builder",
+                            resources={"store": StoreResource(url=url)})
+    assert result.success
+    [mat] = result.asset_materializations_for_node("scored_examples")
+    md = {k: v.value for k, v in mat.metadata.items()}
+    assert md["read"] == 4
+    assert md["kept"] == md["dagster/row_count"] == 1
+    assert md["dropped"] == 3 == md["dropped_below_threshold"] + md["dropped_duplicate_prompt"]
+    assert md["read"] == md["kept"] + sum(v for k, v in md.items() if k.startswith("dropped_"))
+    assert md["pairs"] == md["pairs_edit"] == 1
+    assert md["counts"]["dropped"] == {"unreadable_record": 0, "empty_completion": 0, "below_threshold": 2,
+                                       "duplicate_prompt": 1}
+    chart = md["score_distribution"]
+    assert "| 8–9 | 2 | 1 | █" in chart and "░" in chart
+    assert "| p1 |" in md["preview"]
+    examples = pq.read_table(md["examples_path"])
+    assert examples.column("example_id").to_pylist() == ["p1"]
+    assert pq.read_table(md["pairs_path"]).column("source").to_pylist() == ["edit"]
+    assert "page_builder/scored/" in md["examples_path"]
+
+
+def test_asset_declaration():
+    assert CURATION_ASSETS == [scored_examples]
+    spec = next(iter(scored_examples.specs))
+    assert spec.group_name == "curation"
+    assert spec.owners == ["team:ml-platform"]
+    assert set(spec.kinds) == {"python", "parquet"}
+    assert spec.code_version
+    assert spec.description and "\n" not in spec.description.strip()
+    assert [d.asset_key for d in spec.deps] == [dg.AssetKey("raw_interactions")]
+    assert "page_builder" in scored_examples.partitions_def.get_partition_keys()
+    assert "store" in scored_examples.required_resource_keys
+
+
+def test_importing_the_asset_module_stays_light():
+    code = (
+        "import sys; import pipeline.curation.assets; "
+        "print(sorted(m for m in ('numpy', 'pyarrow', 'rapidfuzz', 'torch', 'spacy', 'presidio_analyzer') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = ast.literal_eval(out.stdout.strip().splitlines()[-1])
+    assert not {"pyarrow", "rapidfuzz", "torch", "spacy", "presidio_analyzer"} & set(loaded)

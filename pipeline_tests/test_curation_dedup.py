@@ -1,0 +1,151 @@
+"""Duplicate prompts: normalisation, exact and near duplicates, the best-scored one kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.core.targets import ScoringConfig
+from pipeline.curation import dedup
+from pipeline.curation.curate import curate_target
+from pipeline_tests.curation_helpers import insert_accepted, read_rows, record, target
+
+GOOD = [("thumbs", 1), ("outcome", "accepted")]  # 5
+BETTER = [("thumbs", 1), ("outcome", "accepted"), ("rating", 5)]  # 7
+# character 5-gram Jaccard 0.87: a rewording, above the default near-duplicate threshold 0.8
+REWORDED = (
+    "Please create a landing page for my bakery in Austin, with a hero section and a pricing section.",
+    "Create a landing page for my bakery in Austin with a hero section and a pricing section, please",
+)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Build a page", "  build   A PAGE "),  # case and whitespace
+        ("Build a page, please!", "Build a page please"),  # punctuation
+        ("Order 12345 for 3 items", "Order 987 for 42 items"),  # digits
+        ("Café menu", "Cafe\u0301 menu"),  # Unicode normal forms
+        ("snake_case name", "snake case name"),
+    ],
+)
+def test_normalisation_equates(a, b):
+    assert dedup.normalize_text(a) == dedup.normalize_text(b)
+
+
+def test_normalisation_keeps_words_apart():
+    assert dedup.normalize_text("Build a bakery page") != dedup.normalize_text("Build a bakery site")
+
+
+def test_signature_similarity_tracks_jaccard():
+    def shingles(text):
+        text = text.ljust(dedup.SHINGLE_CHARS, "\0")
+        return {text[i : i + dedup.SHINGLE_CHARS] for i in range(len(text) - dedup.SHINGLE_CHARS + 1)}
+
+    texts = [
+        "please create a landing page for my bakery in austin with a hero and pricing section",
+        "create a landing page for my bakery in austin with a hero and a pricing section please",
+        "a contact form with name email and message fields for a dental clinic",
+        "hi",
+    ]
+    sigs = dedup.signatures(texts)
+    assert sigs.shape == (4, dedup.SIGNATURE_SIZE) and sigs.dtype == np.uint32
+    for i in range(4):
+        for j in range(4):
+            a, b = shingles(texts[i]), shingles(texts[j])
+            true = len(a & b) / len(a | b)
+            assert abs(dedup.similarity(sigs[i], sigs[j]) - true) < 0.15, (i, j)
+    # the batch computation equals one text at a time
+    assert (dedup.signatures(texts[1:2]) == sigs[1:2]).all()
+
+
+def test_collapse_keeps_first_in_order_and_never_chains():
+    base = np.arange(64, dtype=np.uint32)
+    near_a = base.copy()
+    near_a[::8] += 1000  # 8 of 64 values differ: similarity 0.875 to base
+    far = near_a.copy()
+    far[4::8] += 1000  # 8 more differ: 0.875 to near_a, 0.75 to base
+    sigs = np.stack([base, near_a, far])
+    keys = [b"a", b"b", b"c"]
+    ns = np.zeros(3, dtype=np.uint64)
+    out = dedup.collapse(keys, sigs, ns, [0, 1, 2], threshold=0.8)
+    assert out.keep.tolist() == [True, False, True]  # 'far' is not dropped through the chain a~b~c
+    assert out.duplicate_of.tolist() == [-1, 0, -1]
+    assert (out.exact, out.near) == (0, 1)
+    # best first decides the survivor
+    out = dedup.collapse(keys, sigs, ns, [1, 0, 2], threshold=0.8)
+    assert out.keep.tolist() == [False, True, False]
+    # exact-only mode ignores signatures
+    out = dedup.collapse([b"k", b"k", b"c"], sigs, ns, [0, 1, 2], threshold=1.0)
+    assert out.keep.tolist() == [True, False, True] and (out.exact, out.near) == (1, 0)
+    # another task (namespace) is never a near duplicate
+    out = dedup.collapse(keys, sigs, np.array([1, 2, 3], dtype=np.uint64), [0, 1, 2], threshold=0.8)
+    assert out.keep.all()
+
+
+def _run(store, records, **over):
+    insert_accepted(store, records)
+    report = curate_target(store, target(**over), batch_size=2)  # several batches: dedup spans them
+    return report, {r["example_id"]: r for r in read_rows(report.examples_path)}
+
+
+def test_exact_duplicates_keep_the_best_scored(store):
+    report, kept = _run(store, [
+        record("e1", prompt="Build a landing page for a bakery", feedback=GOOD),
+        record("e2", prompt="build a LANDING page, for a bakery!!", feedback=BETTER),
+        record("e3", prompt="  Build a landing   page for a bakery ", feedback=GOOD),
+        record("e4", prompt="Build a landing page for a florist", feedback=GOOD),
+    ])
+    assert set(kept) == {"e2", "e4"}
+    assert report.dropped["duplicate_prompt"] == 2 and report.duplicates == {"exact": 2, "near": 0}
+
+
+def test_near_duplicates_collapse_and_distinct_prompts_stay(store):
+    report, kept = _run(store, [
+        record("n1", prompt=REWORDED[0], feedback=GOOD),
+        record("n2", prompt=REWORDED[1], feedback=BETTER),
+        record("n3", prompt="A contact form with name, email and message fields for a dental clinic", feedback=GOOD),
+    ])
+    assert set(kept) == {"n2", "n3"}
+    assert report.duplicates == {"exact": 0, "near": 1}
+
+
+def test_near_duplicate_threshold_is_per_target(store):
+    report, kept = _run(store, [
+        record("n1", prompt=REWORDED[0], feedback=GOOD),
+        record("n2", prompt=REWORDED[1], feedback=BETTER),
+    ], scoring=ScoringConfig(near_duplicate_threshold=1.0))
+    assert set(kept) == {"n1", "n2"} and report.duplicates == {"exact": 0, "near": 0}
+
+
+def test_dedup_spans_tenants_within_a_target_but_not_tasks(store):
+    _, kept = _run(store, [
+        record("t1", org="org_a", prompt="Write a hero section", feedback=GOOD),
+        record("t2", org="org_b", prompt="Write a hero section", feedback=BETTER),
+        record("t3", org="org_b", task="section_edit", prompt="Write a hero section", feedback=GOOD),
+    ], tasks=("page_generation", "section_edit"))
+    assert set(kept) == {"t2", "t3"}
+
+
+def test_ties_prefer_label_then_edit_then_newest(store):
+    floor5 = ScoringConfig(label_floor=5, export_threshold=5)
+    _, kept = _run(store, [
+        record("l1", prompt="Review this page", feedback=[("label", "Ground truth")]),  # 0 → floor 5
+        record("l2", prompt="Review this page", feedback=GOOD, at="2026-03-02T10:00:00Z"),  # 5, newer
+        record("l3", prompt="Audit the page", feedback=GOOD, at="2026-03-01T10:00:00Z"),
+        record("l4", prompt="Audit the page", feedback=GOOD, at="2026-03-01T10:00:00.5Z"),  # newer by 0.5 s
+    ], scoring=floor5)
+    assert set(kept) == {"l1", "l4"}
+    assert kept["l1"]["completion_source"] == "label"
+
+
+def test_embedding_targets_dedup_query_and_item_together(store):
+    saved = [("action", "saved")]
+    _, kept = _run(store, [
+        record("s1", task="signal_extraction", prompt="pricing strategy", response="Chunk about pricing", feedback=saved),
+        record("s2", task="signal_extraction", prompt="pricing strategy", response="Chunk about hiring", feedback=saved),
+        record("s3", task="signal_extraction", prompt="Pricing strategy!", response="chunk about pricing", feedback=saved,
+               user="u2"),
+    ], tasks=("signal_extraction",), method="embedding", backend="sentence_transformers",
+        scoring=ScoringConfig(export_threshold=3))
+    assert set(kept) == {"s1", "s2"}  # one query, two different items; s3 repeats s1
