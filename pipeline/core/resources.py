@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import PrivateAttr
 
 from pipeline.core.settings import source_url
-from pipeline.core.store import Store
+
+if TYPE_CHECKING:
+    from pipeline.core.store import Store
 
 
 class StoreResource(dg.ConfigurableResource):
@@ -16,13 +18,12 @@ class StoreResource(dg.ConfigurableResource):
 
     url: str = ""  # empty: FLYWHEEL_SOURCE_URL, else the embedded SQLite file
 
-    _store: Store | None = PrivateAttr(default=None)
+    _store: Any = PrivateAttr(default=None)
 
-    def get(self) -> Store:
+    def get(self) -> "Store":
+        """The store, connected and with its schema created on first use (SQLAlchemy loads here, not at import)."""
         if self._store is None:
+            from pipeline.core.store import Store
+
             self._store = Store(self.url or source_url())
         return self._store
-
-    @cached_property
-    def masked_url(self) -> str:
-        return self.get().masked_url

@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 DEFAULT_HOME = ".flywheel"
 
 
@@ -40,6 +38,8 @@ def normalize_url(url: str) -> str:
 
 def mask_url(url: str) -> str:
     """The URL with any password replaced by `***`, safe for logs and metadata."""
+    from sqlalchemy.engine import make_url  # not at import: the code location loads without SQLAlchemy
+
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # not a URL SQLAlchemy understands: show nothing secret

@@ -2,10 +2,13 @@
 
 import dagster as dg
 
+from typing import TYPE_CHECKING
+
 from pipeline.core import markdown
 from pipeline.core.resources import StoreResource
-from pipeline.core.store import accepted
-from pipeline.ingest.ingestion import IngestReport, ingest_increment
+
+if TYPE_CHECKING:
+    from pipeline.ingest.ingestion import IngestReport
 
 QUARANTINE_CHECK = "quarantine_share_within_limit"
 
@@ -38,6 +41,9 @@ def raw_interactions(
     context: dg.AssetExecutionContext, config: RawInteractionsConfig, store: StoreResource
 ) -> dg.MaterializeResult:
     """Interactions and their feedback that passed the contract, read incrementally from the source."""
+    from pipeline.core.store import accepted
+    from pipeline.ingest.ingestion import ingest_increment
+
     db = store.get()
     after = 0 if config.full_refresh else _last_cursor(context)
     report = ingest_increment(db, after, run_id=context.run_id, batch_size=config.batch_size)
@@ -61,7 +67,7 @@ def _last_cursor(context: dg.AssetExecutionContext) -> int:
     return int(value.value) if value is not None else 0
 
 
-def _metadata(report: IngestReport, url: str, accepted_total: int) -> dict:
+def _metadata(report: "IngestReport", url: str, accepted_total: int) -> dict:
     return {
         "cursor": dg.MetadataValue.int(report.cursor_to),
         "cursor_from": dg.MetadataValue.int(report.cursor_from),
@@ -81,7 +87,7 @@ def _metadata(report: IngestReport, url: str, accepted_total: int) -> dict:
     }
 
 
-def _counts_table(report: IngestReport) -> str:
+def _counts_table(report: "IngestReport") -> str:
     rows = []
     for record_type in ("interaction", "feedback", "organization"):
         rows.append(
@@ -96,7 +102,7 @@ def _counts_table(report: IngestReport) -> str:
     return markdown.table(rows) + f"\n\nin = accepted + quarantined + excluded: **{report.balanced()}**"
 
 
-def quarantine_check(report: IngestReport, limit: float) -> dg.AssetCheckResult:
+def quarantine_check(report: "IngestReport", limit: float) -> dg.AssetCheckResult:
     """The quarantine gate: a dirty increment stops the run before any example is scored."""
     share = report.quarantined_share
     reasons = ", ".join(f"{reason} ({n:,})" for reason, n in report.dominant_reasons())
