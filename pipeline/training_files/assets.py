@@ -1,0 +1,124 @@
+"""The `training_file` asset: a thin Dagster wrapper around `build.build_training_files`."""
+
+
+import json
+from typing import Any
+
+import dagster as dg
+
+from pipeline.core.partitions import target_partitions
+from pipeline.core.targets import get_target
+from pipeline.training_files.build import TrainingFileInputError, build_training_files
+from pipeline.training_files.resources import HubResource
+
+CODE_VERSION = "training_file-1"
+BAR_WIDTH = 24
+PREVIEW_CHARS = 400
+
+
+@dg.asset(
+    partitions_def=target_partitions,
+    deps=[dg.AssetKey("anonymized_dataset")],
+    group_name="training",
+    kinds={"python", "jsonl"},
+    owners=["team:ml-platform"],
+    code_version=CODE_VERSION,
+)
+def training_file(context: dg.AssetExecutionContext, hf_hub: HubResource) -> dg.MaterializeResult:
+    """Train/validation files in every format the target's backend takes: cleaned, split, versioned, costed."""
+    target = get_target(context.partition_key)
+    try:
+        result = build_training_files(target)
+    except TrainingFileInputError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    manifest = result.manifest
+    counts, cost = manifest["counts"], manifest["cost"]
+    dropped = {k: v for k, v in counts["dropped"].items() if v}
+    if dropped:
+        context.log.warning(
+            f"dropped {sum(dropped.values())} of {counts['input_rows']} rows: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items()))
+            + f" (listed in {manifest['dropped_file']})"
+        )
+    fmt = manifest["backend_format"]
+    metadata: dict[str, Any] = {
+        "dataset_version": manifest["dataset_version"],
+        "backend_format": fmt,
+        "manifest": dg.MetadataValue.path(str(result.manifest_path)),
+        "train_file": dg.MetadataValue.path(manifest["files"][fmt]["train"]),
+        "validation_file": dg.MetadataValue.path(manifest["files"][fmt]["validation"] or "(none: too few groups)"),
+        "files": dg.MetadataValue.json(manifest["files"]),
+        "input_rows": dg.MetadataValue.int(counts["input_rows"]),
+        "train_examples": dg.MetadataValue.int(counts["train"]),
+        "validation_examples": dg.MetadataValue.int(counts["validation"]),
+        "dropped": dg.MetadataValue.int(sum(dropped.values())),
+        "dropped_by_reason": dg.MetadataValue.json(counts["dropped"]),
+        "examples_by_task": dg.MetadataValue.md(examples_by_task_md(counts["by_task"])),
+        "token_distribution": dg.MetadataValue.md(token_distribution_md(manifest["tokens"])),
+        "train_tokens": dg.MetadataValue.int(manifest["tokens"]["train_total"]),
+        "estimated_epochs": dg.MetadataValue.int(cost["n_epochs"]),
+        "billed_tokens": dg.MetadataValue.int(cost["billed_tokens"]),
+        "estimated_cost_usd": dg.MetadataValue.float(float(cost["cost_usd"]) if cost["cost_usd"] is not None else float("nan")),
+        "budget_usd": dg.MetadataValue.float(float(cost["budget_usd"])),
+        "preview": dg.MetadataValue.md(preview_md(manifest["files"][fmt]["train"])),
+    }
+    metadata["hub_push"] = _push(context, target, manifest, hf_hub)
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(manifest["dataset_version"]))
+
+
+def _push(context: dg.AssetExecutionContext, target, manifest: dict[str, Any], hub: HubResource) -> str:
+    repo_id = target.training_file.push_to_hub
+    if not repo_id:
+        return "off (training_file.push_to_hub is not set)"
+    if not hub.configured:
+        context.log.warning(f"push_to_hub={repo_id!r} but HF_TOKEN is not set: the dataset was not pushed")
+        return "skipped: HF_TOKEN is not set"
+    from pipeline.training_files.validate import format_gate, uniqueness_gate
+
+    failed = [gate.description for gate in (format_gate(manifest), uniqueness_gate(manifest)) if not gate.passed]
+    if failed:
+        context.log.warning("not pushing a dataset that fails its gates: " + " | ".join(failed))
+        return "skipped: the files fail the format or uniqueness gate"
+    pushed = hub.push(manifest, repo_id)
+    context.log.info(f"pushed {manifest['dataset_version']} to {repo_id}: {pushed['commit_url']}")
+    return pushed["commit_url"]
+
+
+def examples_by_task_md(by_task: dict[str, dict[str, int]]) -> str:
+    lines = ["| task | train | validation |", "|---|---:|---:|"]
+    lines += [f"| {task} | {n['train']:,} | {n['validation']:,} |" for task, n in by_task.items()]
+    return "\n".join(lines)
+
+
+def token_distribution_md(tokens: dict[str, Any]) -> str:
+    """Tokens per example as a table with unicode bars (the UI renders markdown, not charts)."""
+    bins = tokens["histogram"]
+    per = tokens["per_example"]
+    head = (
+        f"Tokens per example ({tokens['encoding']}{'' if tokens['exact'] else ', estimate'}): "
+        f"p50 {per.get('p50', 0):,}, p95 {per.get('p95', 0):,}, max {per.get('max', 0):,}; "
+        f"limit {tokens['max_tokens_per_example']:,}\n\n"
+    )
+    if not bins:
+        return head + "(no examples)"
+    top = max(b["count"] for b in bins)
+    lines = ["| tokens | examples | |", "|---|---:|---|"]
+    for b in bins:
+        width = b["count"] * BAR_WIDTH / top
+        bar = "█" * int(width) + ("▌" if width - int(width) >= 0.5 else "")
+        lines.append(f"| {b['from']:,}–{b['to'] - 1:,} | {b['count']:,} | {bar or '▏'} |")
+    return head + "\n".join(lines)
+
+
+def preview_md(path: str, n: int = 3) -> str:
+    """The first `n` records of the training file, pretty-printed and truncated."""
+    blocks = []
+    with open(path, encoding="utf-8") as handle:
+        for i, line in enumerate(handle):
+            if i >= n:
+                break
+            text = json.dumps(json.loads(line), indent=1, ensure_ascii=False)
+            if len(text) > PREVIEW_CHARS:
+                text = text[:PREVIEW_CHARS] + "\n…"
+            blocks.append(f"```json\n{text}\n```")
+    return "\n\n".join(blocks) or "(empty training file)"

@@ -1,0 +1,452 @@
+"""Pure checks on written training files, and the cost estimate: the gates before money is spent.
+
+Format checks follow the OpenAI cookbook's chat data-preparation notebook (error codes
+`data_type`, `missing_messages_list`, `message_missing_key`, `message_unrecognized_key`,
+`unrecognized_role`, `missing_content`, `example_missing_assistant_message`), plus the rules of
+OpenAI's DPO format and the shapes TRL and sentence-transformers read. Each gate returns a
+`GateResult` whose description says what failed, how many records, and what to do next;
+`checks.py` turns them into blocking Dagster asset checks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.training_files.prepare import key_hash, normalize_prompt
+from pipeline.training_files.tokens import TokenCounter
+
+# The cookbook's constants.
+MAX_TOKENS_PER_EXAMPLE = 16_385
+TARGET_EPOCHS = 3
+MIN_TARGET_EXAMPLES = 100
+MAX_TARGET_EXAMPLES = 25_000
+MIN_DEFAULT_EPOCHS = 1
+MAX_DEFAULT_EPOCHS = 25
+#: OpenAI rejects a fine-tuning file with fewer examples.
+OPENAI_MIN_EXAMPLES = 10
+
+CHAT_KEYS = ("role", "content", "name", "function_call", "weight")
+CHAT_ROLES = ("system", "user", "assistant", "function")
+SAMPLE_LIMIT = 5
+
+
+# ---------------------------------------------------------------- per-record format rules
+
+
+def chat_format_errors(record: Any, *, allow_weight: bool = True) -> list[str]:
+    """The cookbook's format errors of one chat example, one code per occurrence."""
+    if not isinstance(record, dict):
+        return ["data_type"]
+    messages = record.get("messages")
+    if not messages or not isinstance(messages, list):
+        return ["missing_messages_list"]
+    errors = _message_errors(messages)
+    if not allow_weight and any(isinstance(m, dict) and "weight" in m for m in messages):
+        errors.append("message_unrecognized_key")
+    if not any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages):
+        errors.append("example_missing_assistant_message")
+    if not any(isinstance(m, dict) and m.get("role") == "user" for m in messages):
+        errors.append("example_missing_user_message")
+    for m in messages:
+        if isinstance(m, dict) and "weight" in m and (m.get("role") != "assistant" or m["weight"] not in (0, 1)):
+            errors.append("invalid_weight")
+    return errors
+
+
+def _message_errors(messages: list[Any]) -> list[str]:
+    errors = []
+    for message in messages:
+        if not isinstance(message, dict):
+            errors.append("data_type")
+            continue
+        if "role" not in message or "content" not in message:
+            errors.append("message_missing_key")
+        if any(k not in CHAT_KEYS for k in message):
+            errors.append("message_unrecognized_key")
+        if message.get("role") not in CHAT_ROLES:
+            errors.append("unrecognized_role")
+        content, function_call = message.get("content"), message.get("function_call")
+        if (not content and not function_call) or not isinstance(content, str):
+            errors.append("missing_content")
+    return errors
+
+
+def _single_assistant(output: Any) -> bool:
+    return (
+        isinstance(output, list)
+        and len(output) == 1
+        and isinstance(output[0], dict)
+        and output[0].get("role") == "assistant"
+        and isinstance(output[0].get("content"), str)
+        and bool(output[0]["content"].strip())
+        and set(output[0]) <= {"role", "content"}
+    )
+
+
+def dpo_format_errors(record: Any) -> list[str]:
+    """OpenAI's DPO rules: an input conversation ending on a user turn, one preferred and one
+    non-preferred assistant message, different from each other."""
+    if not isinstance(record, dict):
+        return ["data_type"]
+    errors = ["unrecognized_key" for k in record if k not in ("input", "preferred_output", "non_preferred_output")]
+    source = record.get("input")
+    messages = source.get("messages") if isinstance(source, dict) else None
+    if not messages or not isinstance(messages, list):
+        errors.append("missing_messages_list")
+    else:
+        errors += _message_errors(messages)
+        if not any(isinstance(m, dict) and m.get("role") == "user" for m in messages):
+            errors.append("example_missing_user_message")
+        elif not isinstance(messages[-1], dict) or messages[-1].get("role") != "user":
+            errors.append("input_not_ending_with_user")
+        if any(isinstance(m, dict) and "weight" in m for m in messages):
+            errors.append("message_unrecognized_key")
+    preferred, rejected = record.get("preferred_output"), record.get("non_preferred_output")
+    if not _single_assistant(preferred):
+        errors.append("invalid_preferred_output")
+    if not _single_assistant(rejected):
+        errors.append("invalid_non_preferred_output")
+    if _single_assistant(preferred) and _single_assistant(rejected) and preferred[0]["content"] == rejected[0]["content"]:
+        errors.append("identical_outputs")
+    return errors
+
+
+def _prompt_errors(prompt: Any) -> list[str]:
+    if not prompt or not isinstance(prompt, list):
+        return ["missing_messages_list"]
+    errors = [e for e in _message_errors(prompt)]
+    if not any(isinstance(m, dict) and m.get("role") == "user" for m in prompt):
+        errors.append("example_missing_user_message")
+    return errors
+
+
+def _strings(record: Any, keys: tuple[str, ...], *, may_be_empty: tuple[str, ...] = ()) -> list[str]:
+    if not isinstance(record, dict):
+        return ["data_type"]
+    errors = [
+        "missing_content"
+        for k in keys
+        if not isinstance(record.get(k), str) or (k not in may_be_empty and not record[k].strip())
+    ]
+    return errors + ["unrecognized_key" for k in record if k not in keys and k != "metadata"]
+
+
+def format_errors(fmt: str, record: Any) -> list[str]:
+    """The format errors of one record of `fmt`; empty when a trainer would take it."""
+    if fmt == "openai_chat":
+        return chat_format_errors(record)
+    if fmt == "trl_messages":
+        return chat_format_errors(record, allow_weight=False)
+    if fmt == "openai_dpo":
+        return dpo_format_errors(record)
+    if not isinstance(record, dict):
+        return ["data_type"]
+    if fmt == "trl_prompt_completion":
+        errors = _prompt_errors(record.get("prompt"))
+        return errors + ([] if _single_assistant(record.get("completion")) else ["invalid_completion"])
+    if fmt == "trl_preference":
+        errors = _prompt_errors(record.get("prompt"))
+        errors += [] if _single_assistant(record.get("chosen")) else ["invalid_chosen"]
+        errors += [] if _single_assistant(record.get("rejected")) else ["invalid_rejected"]
+        if not errors and record["chosen"][0]["content"] == record["rejected"][0]["content"]:
+            errors.append("identical_outputs")
+        return errors
+    if fmt == "instruction":
+        errors = _strings(record, ("instruction", "input", "output"), may_be_empty=("input",))
+        return errors + ([] if isinstance(record.get("metadata"), dict) else ["missing_metadata"])
+    if fmt == "embedding_triplets":
+        errors = _strings(record, ("anchor", "positive", "negative"))
+        if not errors and record["positive"] == record["negative"]:
+            errors.append("identical_outputs")
+        return errors
+    raise ValueError(f"unknown training-file format {fmt!r}")
+
+
+# ---------------------------------------------------------------- reading files
+
+
+def read_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """(line number, record) per line; a line that is not JSON yields the `invalid_json` marker."""
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError:
+                yield number, _INVALID
+
+
+class _Invalid:
+    pass
+
+
+_INVALID = _Invalid()
+
+
+def prompt_of(fmt: str, record: dict[str, Any]) -> str:
+    """The normalised prompt of a formatted record (what the split keeps on one side)."""
+    if fmt == "instruction":
+        return normalize_prompt(record.get("instruction") or "")
+    if fmt == "embedding_triplets":
+        return normalize_prompt(record.get("anchor") or "")
+    if fmt == "openai_dpo":
+        messages = (record.get("input") or {}).get("messages") or []
+    elif fmt in ("openai_chat", "trl_messages"):
+        messages = record.get("messages") or []
+    else:
+        messages = record.get("prompt") or []
+    for m in reversed(messages):
+        if isinstance(m, dict) and m.get("role") == "user" and isinstance(m.get("content"), str):
+            return normalize_prompt(m["content"])
+    return ""
+
+
+def record_tokens(fmt: str, record: dict[str, Any], counter: TokenCounter) -> int:
+    """Tokens of one formatted record, counted as the provider bills them (cookbook framing)."""
+    if fmt in ("openai_chat", "trl_messages"):
+        return counter.chat_tokens(record["messages"])
+    if fmt == "trl_prompt_completion":
+        return counter.chat_tokens(record["prompt"] + record["completion"])
+    if fmt == "openai_dpo":
+        outputs = record["preferred_output"] + record["non_preferred_output"]
+        return counter.chat_tokens(record["input"]["messages"]) + sum(
+            3 + counter.count(m["content"]) for m in outputs
+        )
+    if fmt == "trl_preference":
+        outputs = record["chosen"] + record["rejected"]
+        return counter.chat_tokens(record["prompt"]) + sum(3 + counter.count(m["content"]) for m in outputs)
+    if fmt == "instruction":
+        return sum(counter.count_many((record["instruction"], record["input"], record["output"])))
+    if fmt == "embedding_triplets":
+        return sum(counter.count_many((record["anchor"], record["positive"], record["negative"])))
+    raise ValueError(f"unknown training-file format {fmt!r}")
+
+
+# ---------------------------------------------------------------- cost
+
+
+def estimate_epochs(n_train: int, n_epochs: Any = None) -> tuple[int, str]:
+    """Epochs OpenAI will train: the target's `n_epochs` when set, else the cookbook's heuristic."""
+    if isinstance(n_epochs, int) and not isinstance(n_epochs, bool) and n_epochs > 0:
+        return n_epochs, "hyperparameters.n_epochs"
+    epochs = TARGET_EPOCHS
+    if n_train == 0:
+        return epochs, "heuristic"
+    if n_train * TARGET_EPOCHS < MIN_TARGET_EXAMPLES:
+        epochs = min(MAX_DEFAULT_EPOCHS, MIN_TARGET_EXAMPLES // n_train)
+    elif n_train * TARGET_EPOCHS > MAX_TARGET_EXAMPLES:
+        epochs = max(MIN_DEFAULT_EPOCHS, MAX_TARGET_EXAMPLES // n_train)
+    return epochs, "heuristic"
+
+
+def estimate_cost(
+    *,
+    backend: str,
+    base_model: str,
+    method: str,
+    train_tokens: list[int] | Any,
+    max_tokens: int,
+    n_epochs: Any = None,
+    budget_usd: float,
+) -> dict[str, Any]:
+    """The cookbook's estimate: billed tokens = epochs x sum(min(limit, tokens)) over training examples."""
+    from pipeline.core.pricing import price_per_million
+
+    n_train = len(train_tokens)
+    billing_per_epoch = int(sum(min(max_tokens, int(t)) for t in train_tokens))
+    epochs, source = estimate_epochs(n_train, n_epochs)
+    billed = billing_per_epoch * epochs
+    price = price_per_million(backend, base_model, method)
+    return {
+        "n_train_examples": n_train,
+        "billing_tokens_per_epoch": billing_per_epoch,
+        "n_epochs": epochs,
+        "n_epochs_source": source,
+        "billed_tokens": billed,
+        "price_per_million_usd": price,
+        "cost_usd": None if price is None else round(price * billed / 1_000_000, 4),
+        "budget_usd": budget_usd,
+    }
+
+
+# ---------------------------------------------------------------- gates
+
+
+@dataclass
+class GateResult:
+    passed: bool
+    description: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _files(manifest: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    for fmt, splits in sorted(manifest["files"].items()):
+        for split in ("train", "validation"):
+            if splits.get(split):
+                yield fmt, split, splits[split]
+
+
+def format_gate(manifest: dict[str, Any]) -> GateResult:
+    """Every record of every written file passes its format's rules."""
+    counts: Counter[str] = Counter()
+    bad_records = 0
+    records = 0
+    samples: list[str] = []
+    for fmt, split, path in _files(manifest):
+        for number, record in read_jsonl(path):
+            records += 1
+            errors = ["invalid_json"] if record is _INVALID else format_errors(fmt, record)
+            if errors:
+                bad_records += 1
+                counts.update(errors)
+                if len(samples) < SAMPLE_LIMIT:
+                    samples.append(f"{fmt}/{split}.jsonl line {number}: {', '.join(sorted(set(errors)))}")
+    meta = {"records_checked": records, "bad_records": bad_records, "errors": dict(sorted(counts.items()))}
+    if not bad_records:
+        return GateResult(True, f"All {records:,} records in {len(manifest['files'])} formats pass the format rules.", meta)
+    meta["samples"] = samples
+    return GateResult(
+        False,
+        f"{bad_records:,} of {records:,} records break the format rules "
+        f"({', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))}); first: {samples[0]}. "
+        "A provider would reject this file after upload. Fix the rows in the anonymized dataset "
+        "(or the builder in pipeline/training_files/formats.py) and re-materialize training_file.",
+        meta,
+    )
+
+
+def uniqueness_gate(manifest: dict[str, Any]) -> GateResult:
+    """No duplicate record in the backend's files, and no prompt on both sides of the split."""
+    fmt = manifest["backend_format"]
+    splits = manifest["files"][fmt]
+    seen: set[int] = set()
+    duplicates = 0
+    prompts: dict[str, set[int]] = {"train": set(), "validation": set()}
+    for split in ("train", "validation"):
+        if not splits.get(split):
+            continue
+        for _, record in read_jsonl(splits[split]):
+            if record is _INVALID:
+                continue
+            key = key_hash(json.dumps(record, sort_keys=True, ensure_ascii=False))
+            if key in seen:
+                duplicates += 1
+            seen.add(key)
+            prompts[split].add(key_hash(prompt_of(fmt, record)))
+    overlap = len(prompts["train"] & prompts["validation"])
+    meta = {"format": fmt, "duplicates": duplicates, "overlapping_prompts": overlap}
+    if not duplicates and not overlap:
+        return GateResult(True, f"{fmt}: no duplicate records, no prompt in both train and validation.", meta)
+    problems = []
+    if duplicates:
+        problems.append(f"{duplicates:,} duplicate records")
+    if overlap:
+        problems.append(f"{overlap:,} prompts in both train and validation")
+    return GateResult(
+        False,
+        f"{fmt}: {' and '.join(problems)}. Duplicates over-weight some examples and overlapping prompts "
+        "make validation loss look better than the model is. The files were changed after the split or "
+        "the split/dedupe in pipeline/training_files/build.py is broken: re-materialize training_file "
+        "and, if it persists, file a bug with the dataset version.",
+        meta,
+    )
+
+
+def size_gate(manifest: dict[str, Any], *, min_examples: int, max_tokens: int) -> GateResult:
+    """Token counts under the limit (recounted from the backend's files) and enough examples."""
+    fmt = manifest["backend_format"]
+    counter = TokenCounter(manifest["tokens"]["encoding"])
+    over = 0
+    longest = 0
+    n = {"train": 0, "validation": 0}
+    for split in ("train", "validation"):
+        path = manifest["files"][fmt].get(split)
+        if not path:
+            continue
+        for _, record in read_jsonl(path):
+            if record is _INVALID:
+                continue
+            n[split] += 1
+            try:
+                tokens = record_tokens(fmt, record, counter)
+            except (KeyError, TypeError, AttributeError):
+                continue  # the format gate reports malformed records
+            longest = max(longest, tokens)
+            over += tokens > max_tokens
+    total = n["train"] + n["validation"]
+    needed = max(min_examples, OPENAI_MIN_EXAMPLES)
+    meta = {
+        "format": fmt,
+        "train_examples": n["train"],
+        "validation_examples": n["validation"],
+        "min_examples": min_examples,
+        "longest_example_tokens": longest,
+        "max_tokens_per_example": max_tokens,
+        "over_limit": over,
+    }
+    problems = []
+    if over:
+        problems.append(
+            f"{over:,} examples exceed {max_tokens:,} tokens (longest {longest:,}); the provider truncates "
+            "or rejects them: lower the limit's offenders upstream or raise training_file.max_tokens_per_example "
+            "only if the base model's context allows it"
+        )
+    if n["train"] < OPENAI_MIN_EXAMPLES:
+        problems.append(
+            f"only {n['train']} training examples; OpenAI rejects files with fewer than {OPENAI_MIN_EXAMPLES}"
+        )
+    if total < min_examples:
+        dropped = sum(manifest["counts"]["dropped"].values())
+        problems.append(
+            f"{total} examples kept, the target needs min_examples={min_examples} "
+            f"({dropped} rows were dropped: {_reasons(manifest)})"
+        )
+    if not problems:
+        return GateResult(
+            True, f"{total:,} examples (train {n['train']:,}), longest {longest:,} tokens ≤ {max_tokens:,}.", meta
+        )
+    short = total < needed or n["train"] < OPENAI_MIN_EXAMPLES
+    advice = (
+        " Collect more feedback for this target (or wait for the new-examples sensor), lower "
+        "scoring.export_threshold, or lower min_examples in targets.yaml, then re-materialize."
+        if short
+        else ""
+    )
+    return GateResult(False, "; ".join(problems) + "." + advice, meta)
+
+
+def cost_gate(manifest: dict[str, Any]) -> GateResult:
+    """The estimated training cost is known (for billed backends) and within the target's budget."""
+    cost = manifest["cost"]
+    meta = {k: cost[k] for k in sorted(cost)}
+    price, usd, budget = cost["price_per_million_usd"], cost["cost_usd"], cost["budget_usd"]
+    if price is None:
+        return GateResult(
+            False,
+            f"No training price for {manifest['backend']} model {manifest['base_model']!r} ({manifest['method']}) "
+            "in the price table, so the cost cannot be bounded: add it to pipeline/core/prices.yaml "
+            "(or the file FLYWHEEL_PRICES names) and re-run this check.",
+            meta,
+        )
+    summary = (
+        f"{cost['billed_tokens']:,} billed tokens ({cost['billing_tokens_per_epoch']:,} x {cost['n_epochs']} epochs, "
+        f"{cost['n_epochs_source']}) at ${price}/1M = ${usd:,.2f}"
+    )
+    if usd <= budget:
+        return GateResult(True, f"{summary}, within the ${budget:,.2f} budget.", meta)
+    return GateResult(
+        False,
+        f"{summary}, over the target's ${budget:,.2f} budget by ${usd - budget:,.2f}. "
+        "Raise training_file.budget_usd in targets.yaml if the spend is intended, or set "
+        "hyperparameters.n_epochs lower, or train on fewer/shorter examples.",
+        meta,
+    )
+
+
+def _reasons(manifest: dict[str, Any]) -> str:
+    dropped = {k: v for k, v in manifest["counts"]["dropped"].items() if v}
+    return ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())) or "none"

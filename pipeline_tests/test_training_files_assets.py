@@ -1,0 +1,118 @@
+"""`training_file` and its blocking checks through Dagster, on anonymized parquet written in tmp."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from pipeline.core.partitions import target_partitions
+from pipeline.training_files import HUB_RESOURCE_KEY, TRAINING_FILE_ASSETS, TRAINING_FILE_CHECKS, HubResource
+from pipeline_tests.training_files_helpers import example, pair, serve_fake_hub, write_examples, write_pairs, write_targets
+
+# partition keys must be names of the project's targets.yaml; their settings come from this file
+TARGETS = """
+targets:
+  ux_review:
+    tasks: [ux_review]
+    method: sft
+    backend: openai
+    base_model: gpt-4.1-mini-2025-04-14
+    hyperparameters: {n_epochs: auto}
+    min_examples: 20
+    training_file: {push_to_hub: acme/ux-review-data, budget_usd: %(budget)s}
+  roast_voice:
+    tasks: [roast]
+    method: dpo
+    backend: openai
+    base_model: gpt-4.1-mini-2025-04-14
+    min_examples: 20
+"""
+
+
+@dg.asset(partitions_def=target_partitions, deps=["training_file"], group_name="training")
+def downstream_probe() -> None:
+    """Stands in for fine_tune_job: it must not run when a blocking check fails."""
+
+
+@pytest.fixture
+def targets(tmp_path, monkeypatch):
+    def write(budget: float = 50.0):
+        write_targets(tmp_path, monkeypatch, TARGETS % {"budget": budget})
+
+    write()
+    return write
+
+
+def _run(partition, hub=None, with_probe=False):
+    assets = [*TRAINING_FILE_ASSETS, *([downstream_probe] if with_probe else [])]
+    return dg.materialize(
+        [*assets, *TRAINING_FILE_CHECKS],
+        partition_key=partition,
+        resources={HUB_RESOURCE_KEY: hub or HubResource()},
+        raise_on_error=False,
+    )
+
+
+def _checks(result):
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def test_materialize_writes_files_and_passes_every_check(targets):
+    write_examples("ux_review", [example(i, task="ux_review") for i in range(60)] + [example(99, task="ux_review", completion="")])
+    result = _run("ux_review", with_probe=True)
+    assert result.success
+    checks = _checks(result)
+    assert set(checks) == {
+        "training_file_format", "training_file_no_duplicates_or_overlap",
+        "training_file_tokens_and_size", "training_file_cost_within_budget",
+    }
+    assert all(c.passed and c.severity == dg.AssetCheckSeverity.ERROR for c in checks.values())
+    meta = result.asset_materializations_for_node("training_file")[0].metadata
+    assert meta["train_examples"].value + meta["validation_examples"].value == 60
+    assert meta["dropped"].value == 1 and meta["dropped_by_reason"].value["empty_content"] == 1
+    assert meta["train_file"].value.endswith("openai_chat/train.jsonl")
+    assert isinstance(meta["manifest"], dg.PathMetadataValue)
+    assert "█" in meta["token_distribution"].value
+    assert meta["preview"].value.count("```json") == 3
+    assert meta["estimated_epochs"].value == 3 and meta["billed_tokens"].value > 0
+    assert meta["hub_push"].value == "skipped: HF_TOKEN is not set"
+    assert result.asset_materializations_for_node("downstream_probe")
+
+
+def test_too_few_examples_fails_the_gate_and_blocks_downstream(targets):
+    write_pairs("roast_voice", [pair(i) for i in range(8)])
+    result = _run("roast_voice", with_probe=True)
+    size = _checks(result)["training_file_tokens_and_size"]
+    assert not size.passed
+    assert "only 7 training examples; OpenAI rejects files with fewer than 10" in size.description
+    assert "min_examples=20" in size.description and "targets.yaml" in size.description
+    assert not result.asset_materializations_for_node("downstream_probe")
+
+
+def test_cost_over_budget_fails_the_gate(targets):
+    targets(budget=0.0001)
+    write_examples("ux_review", [example(i, task="ux_review") for i in range(40)])
+    check = _checks(_run("ux_review"))["training_file_cost_within_budget"]
+    assert not check.passed
+    assert "over the target's $0.00 budget" in check.description
+    assert check.metadata["billed_tokens"].value > 0
+
+
+def test_missing_anonymized_dataset_fails_with_next_step(targets):
+    result = _run("ux_review")
+    assert not result.success
+    failure = result.failure_data_for_node("training_file")
+    assert "materialize anonymized_dataset for target 'ux_review' first" in str(failure.error.message) + str(
+        failure.user_failure_data.description if failure.user_failure_data else ""
+    )
+
+
+def test_push_to_hub_through_the_fake(targets, monkeypatch):
+    write_examples("ux_review", [example(i, task="ux_review") for i in range(30)])
+    for hub in serve_fake_hub(monkeypatch):
+        result = _run("ux_review", hub=HubResource(endpoint=hub.url, token=hub.token))
+        assert result.success
+        url = result.asset_materializations_for_node("training_file")[0].metadata["hub_push"].value
+        repo = hub.repo("acme/ux-review-data")
+        assert url.endswith(repo.sha)
+        assert "openai_chat/train.jsonl" in repo.files and "README.md" in repo.files
