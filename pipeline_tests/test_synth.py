@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.core.contract import VALIDATORS, ContractError, latest_feedback, parse_line
+from pipeline.core.contract import VALIDATORS, ContractError, latest_feedback, parse_line, record_key
 from pipeline.synth import iter_generated, iter_records, seed_command, write_jsonl
 from pipeline.synth.faults import EXPECTED_REASON, FAULTS
 from pipeline.synth.generate import EPISODES, main
@@ -145,6 +145,34 @@ def test_bad_records_fail_the_contract_for_their_stated_reason(log):
             assert g.record["interaction_id"] not in interaction_ids
         if g.record["type"] == "interaction":  # a broken copy must never overwrite a good record on import
             assert "_bad_" in g.record["id"]
+
+
+def test_every_record_has_its_own_store_key_so_counts_add_up():
+    """The store upserts by id (feedback: by content); a repeated key would store fewer rows than written."""
+    keys = Counter()
+    for g in iter_generated(8_000, seed=0, bad_share=0.05):
+        record = dict(g.record)
+        record_type = record.pop("type")
+        keys[(record_type, record_key(record_type, record))] += 1
+    assert not [key for key, count in keys.items() if count > 1]
+
+
+def test_the_log_imports_into_the_store_row_for_row(tmp_path):
+    from pipeline.core.store import ImportCounts, Store, feedback, interactions, organizations
+
+    store = Store(f"sqlite:///{tmp_path / 'flywheel.db'}")
+    lines = [g.line for g in iter_generated(1_000, seed=6, bad_share=0.05)]
+    counts = ImportCounts()
+    store.import_batch([parse_line(line.encode()) for line in lines], counts)
+    assert counts.read == counts.inserted == len(lines)  # broken records are stored too, for raw_interactions
+    stored = store.count(interactions) + store.count(feedback) + store.count(organizations)
+    assert stored == len(lines)
+    assert store.opted_out_orgs() == {
+        "org_optout_sunny_bakery",
+        "org_optout_deepcast",
+        "org_optout_loudmouth_labs",
+    }
+    store.dispose()
 
 
 def test_bad_share_is_validated():

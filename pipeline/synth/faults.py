@@ -3,13 +3,18 @@
 Each fault is made from the interaction just generated, so it looks like its neighbours. Broken
 interactions get ids of their own (`ix_<seed>_bad_<n>`): reusing a good id would overwrite the good
 record on import. Faults draw from their own random stream, so the good records are the same
-whatever `bad_share` is.
+whatever `bad_share` is. Every broken feedback event lands on a second of its own: the store keys
+feedback by its content, and two identical events would be stored once.
 """
 
 from __future__ import annotations
 
+import calendar
 import random
+import time
 from typing import Any
+
+from pipeline.synth.world import rfc3339
 
 #: fault -> the `reason` the contract validators give it (`None`: valid alone, caught by the join)
 EXPECTED_REASON: dict[str, str | None] = {
@@ -22,13 +27,13 @@ EXPECTED_REASON: dict[str, str | None] = {
 }
 FAULTS = tuple(EXPECTED_REASON)
 
+#: strftime formats of timestamps `datetime.fromisoformat` cannot read or that carry no offset
 BAD_TIMESTAMPS = (
-    "yesterday 14:03",
-    "2026-13-45T25:61:00Z",
-    "10/09/2026 14:03",
-    "2026-09-10 14:03:00",
-    "",
-    "NaN",
+    "yesterday %H:%M:%S",
+    "%Y-13-%dT%H:%M:%SZ",
+    "%d/%m/%Y %H:%M:%S",
+    "%Y-%m-%d %H:%M:%S",
+    "%d.%m.%Y %H:%M:%S",
 )
 UNKNOWN_KINDS = (("emoji", "🔥"), ("share", "twitter"), ("love", 1), ("report", "spam"), ("Thumbs", 1))
 WRONG_TYPES = (
@@ -55,12 +60,16 @@ class FaultMaker:
         self._made += 1
         return {**good, "id": f"ix_{self.seed}_bad_{self._made:06d}"}
 
+    def _when(self, good: dict[str, Any]) -> float:
+        """A second after `good` that no other fault uses."""
+        return calendar.timegm(time.strptime(good["occurred_at"], "%Y-%m-%dT%H:%M:%SZ")) + self._made
+
     def _feedback(self, good: dict[str, Any], **fields: Any) -> dict[str, Any]:
         self._made += 1
         record = {
             "type": "feedback",
             "interaction_id": good["id"],
-            "occurred_at": good["occurred_at"],
+            "occurred_at": rfc3339(self._when(good)),
             "kind": "thumbs",
             "value": 1,
         }
@@ -76,7 +85,7 @@ class FaultMaker:
             record["interaction_id"] = f"ix_{self.seed}_gone_{self._made:06d}"
             return fault, record
         if fault == "bad_timestamp":
-            stamp = rng.choice(BAD_TIMESTAMPS)
+            stamp = time.strftime(rng.choice(BAD_TIMESTAMPS), time.gmtime(self._when(good) + 1))
             if rng.random() < 0.5:
                 return fault, self._feedback(good, occurred_at=stamp, value=rng.choice((1, -1)))
             return fault, {**self._broken_interaction(good), "occurred_at": stamp}
