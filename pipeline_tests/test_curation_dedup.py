@@ -37,11 +37,13 @@ def test_normalisation_keeps_words_apart():
     assert dedup.normalize_text("Build a bakery page") != dedup.normalize_text("Build a bakery site")
 
 
-def test_signature_similarity_tracks_jaccard():
-    def shingles(text):
-        text = text.ljust(dedup.SHINGLE_CHARS, "\0")
-        return {text[i : i + dedup.SHINGLE_CHARS] for i in range(len(text) - dedup.SHINGLE_CHARS + 1)}
+def _shingles(text: str) -> set[str]:
+    """The windows ending in each character of the text, the first ones NUL-padded (as `signatures` reads it)."""
+    padded = "\0" * (dedup.SHINGLE_CHARS - 1) + text
+    return {padded[i : i + dedup.SHINGLE_CHARS] for i in range(len(text))}
 
+
+def test_signature_similarity_tracks_jaccard():
     texts = [
         "please create a landing page for my bakery in austin with a hero and pricing section",
         "create a landing page for my bakery in austin with a hero and a pricing section please",
@@ -52,11 +54,16 @@ def test_signature_similarity_tracks_jaccard():
     assert sigs.shape == (4, dedup.SIGNATURE_SIZE) and sigs.dtype == np.uint32
     for i in range(4):
         for j in range(4):
-            a, b = shingles(texts[i]), shingles(texts[j])
+            a, b = _shingles(texts[i]), _shingles(texts[j])
             true = len(a & b) / len(a | b)
             assert abs(dedup.similarity(sigs[i], sigs[j]) - true) < 0.15, (i, j)
-    # the batch computation equals one text at a time
+    # a signature does not depend on the rest of the batch; empty texts are all alike
     assert (dedup.signatures(texts[1:2]) == sigs[1:2]).all()
+    assert (dedup.signatures(["", texts[0], ""])[[0, 2]] == 0).all()
+
+
+def _sig(said: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:
+    return np.concatenate([said, np.zeros(64, np.uint32) if context is None else context]).astype(np.uint16)
 
 
 def test_collapse_keeps_first_in_order_and_never_chains():
@@ -65,7 +72,7 @@ def test_collapse_keeps_first_in_order_and_never_chains():
     near_a[::8] += 1000  # 8 of 64 values differ: similarity 0.875 to base
     far = near_a.copy()
     far[4::8] += 1000  # 8 more differ: 0.875 to near_a, 0.75 to base
-    sigs = np.stack([base, near_a, far])
+    sigs = np.stack([_sig(base), _sig(near_a), _sig(far)])
     keys = [b"a", b"b", b"c"]
     ns = np.zeros(3, dtype=np.uint64)
     out = dedup.collapse(keys, sigs, ns, [0, 1, 2], threshold=0.8)
@@ -80,6 +87,27 @@ def test_collapse_keeps_first_in_order_and_never_chains():
     assert out.keep.tolist() == [True, False, True] and (out.exact, out.near) == (1, 0)
     # another task (namespace) is never a near duplicate
     out = dedup.collapse(keys, sigs, np.array([1, 2, 3], dtype=np.uint64), [0, 1, 2], threshold=0.8)
+    assert out.keep.all()
+
+
+def test_near_duplicates_need_both_parts_similar():
+    said = np.arange(64, dtype=np.uint32)
+    page_a = np.arange(100, 164, dtype=np.uint32)
+    page_b = page_a.copy()
+    page_b[::2] += 1000  # another page: context similarity 0.5
+    sigs = np.stack([_sig(said, page_a), _sig(said, page_b), _sig(said, page_a)])
+    out = dedup.collapse([b"a", b"b", b"c"], sigs, np.zeros(3, np.uint64), [0, 1, 2], threshold=0.8)
+    assert out.keep.tolist() == [True, True, False]  # same words about another page stay
+
+
+def test_prompts_alike_in_one_half_of_their_context_stay():
+    rng = np.random.default_rng(0)
+    said = rng.integers(0, 2**16, 64, dtype=np.uint32)
+    contexts = rng.integers(0, 2**16, (200, 64), dtype=np.uint32)
+    contexts[:, :32] = contexts[0, :32]  # every context half alike: all 200 share buckets
+    sigs = np.stack([_sig(said, c) for c in contexts])
+    out = dedup.collapse([bytes([i % 256, i // 256]) for i in range(200)], sigs, np.zeros(200, np.uint64),
+                         list(range(200)), threshold=0.8)
     assert out.keep.all()
 
 

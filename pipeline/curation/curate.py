@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ import sqlalchemy as sa
 from pipeline.core import store as st
 from pipeline.core.artifacts import EXAMPLE_COLUMNS, PAIR_COLUMNS, scored_dir
 from pipeline.core.contract import latest_feedback
-from pipeline.core.targets import Target
+from pipeline.core.targets import ScoringConfig, Target
 from pipeline.curation import dedup, pairs
 from pipeline.curation.scoring import SOURCE_RANK, Scored, score_interaction
 
@@ -66,6 +67,8 @@ class CurationReport:
     preview: list[dict[str, Any]] = field(default_factory=list)
     examples_path: Path | None = None
     pairs_path: Path | None = None
+    #: wall seconds per phase: score (read, score, write candidates), dedup, write (kept examples), pairs
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def dropped_total(self) -> int:
@@ -86,6 +89,7 @@ class CurationReport:
             "pairs_skipped": dict(sorted(self.pairs_skipped.items())),
             "kept_by_completion_source": dict(sorted(self.kept_sources.items())),
             "kept_by_task": dict(sorted(self.kept_tasks.items())),
+            "seconds": {phase: round(s, 3) for phase, s in self.seconds.items()},
         }
 
 
@@ -225,6 +229,14 @@ def curate_target(
     log = log or (lambda _msg: None)
     weights = target.scoring
     report = CurationReport(target.name)
+    clock = time.perf_counter()
+
+    def lap(phase: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        report.seconds[phase] = now - clock
+        clock = now
+
     out_dir = scored_dir(target.name)
     opted_out = store.opted_out_orgs()
     exclude = sorted(set(target.exclude_tenants) | opted_out)
@@ -247,16 +259,20 @@ def curate_target(
     try:
         for batch in store.iter_accepted(target.tasks, target.tenants, exclude, batch_size=batch_size):
             rows: list[dict[str, Any]] = []
-            near_texts: list[str] = []
+            near_said: list[str] = []
+            near_context: list[str] = []
             pair_rows: list[dict[str, Any]] = []
             for record in batch:
                 report.read += 1
                 try:
                     scored = score_interaction(record, weights, conversation_continued=continued(record))
                     latest = latest_feedback(record.get("feedback") or [])
-                    row = example_row(record, scored)
-                    item = record["response"] if embedding else None
-                    normalized = dedup.normalize_text(dedup.prompt_text(record["messages"], item))
+                    exportable = scored.completion.strip() and scored.score >= weights.export_threshold
+                    if exportable:  # only these need their row and dedup keys
+                        row = example_row(record, scored)
+                        said, context = dedup.prompt_parts(record["messages"], record.get("context"),
+                                                           record["response"] if embedding else None)
+                        said, context = dedup.normalize_text(said), dedup.normalize_text(context)
                 except (KeyError, TypeError, ValueError, AttributeError) as exc:
                     report.dropped["unreadable_record"] += 1
                     rid = str(record.get("id", "?")) if isinstance(record, dict) else "?"
@@ -269,39 +285,44 @@ def curate_target(
                 _index_pairs(record, latest, scored, embedding, regenerations, saved_skipped, pair_rows)
                 if not scored.completion.strip():
                     report.dropped["empty_completion"] += 1
-                elif scored.score < weights.export_threshold:
+                elif not exportable:
                     report.dropped["below_threshold"] += 1
                 else:
                     rows.append(row)
-                    near_texts.append(dedup.near_text(normalized))
-                    candidates.exact.append(dedup.exact_key(record["task"], normalized))
+                    near_said.append(dedup.near_text(said))
+                    near_context.append(dedup.near_text(context))
+                    candidates.exact.append(dedup.exact_key(record["task"], said, context))
                     candidates.namespaces.append(dedup.namespace(record["task"]))
                     candidates.scores.append(scored.score)
                     candidates.ranks.append(SOURCE_RANK[scored.completion_source])
                     candidates.times.append(time_key(record["occurred_at"]))
             cand_out.write_rows(rows)
-            candidates.signatures.append(dedup.signatures(near_texts))
+            candidates.signatures.append(dedup.prompt_signatures(near_said, near_context))
             _write_pairs(pairs_out, pair_rows, seen_pairs, report)
             log(f"{target.name}: read {report.read:,} interactions")
         cand_out.commit()
         if unreadable:
             with store.engine.begin() as conn:
                 store.quarantine_rows(conn, unreadable)
+        lap("score")
 
         # ------------------------------------------------------------ collapse duplicates
         n = len(candidates.scores)
-        sigs = np.concatenate(candidates.signatures) if n else np.zeros((0, dedup.SIGNATURE_SIZE), np.uint32)
+        sigs = np.concatenate(candidates.signatures) if n else dedup.prompt_signatures([], [])
         collapsed = dedup.collapse(candidates.exact, sigs, np.array(candidates.namespaces, dtype=np.uint64),
                                    candidates.best_first(), weights.near_duplicate_threshold)
         report.duplicates = {"exact": collapsed.exact, "near": collapsed.near}
         report.dropped["duplicate_prompt"] += collapsed.exact + collapsed.near
         del candidates, sigs
+        lap("dedup")
         report.examples_path = _copy_kept(cand_path, out_dir / EXAMPLES_FILE, collapsed.keep, report, batch_size)
+        lap("write")
 
         # ------------------------------------------------------------ two-interaction pairs
         for index in (regenerations, saved_skipped):
             _join_pairs(store, index, weights, continued, pairs_out, seen_pairs, report)
         report.pairs_path = pairs_out.commit()
+        lap("pairs")
     except BaseException:
         cand_out.abort()
         pairs_out.abort()
@@ -355,7 +376,7 @@ def _write_pairs(out: _ParquetOut, rows: list[dict[str, Any]], seen: set[bytes],
 
 
 def _join_pairs(
-    store: st.Store, index: pairs.PairIndex, weights, continued: Callable[[dict[str, Any]], bool],
+    store: st.Store, index: pairs.PairIndex, weights: ScoringConfig, continued: Callable[[dict[str, Any]], bool],
     out: _ParquetOut, seen: set[bytes], report: CurationReport, chunk: int = 1_000,
 ) -> None:
     plan = index.plan()

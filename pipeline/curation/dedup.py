@@ -1,14 +1,20 @@
 """Exact and near-duplicate prompts, collapsed to the best-scored example.
 
-* **Exact**: the prompt text normalised (Unicode NFKC, case folded, digit runs → `0`,
-  punctuation → space, whitespace collapsed), hashed with the task.
-* **Near**: a 64-value MinHash signature of the normalised prompt's character 5-grams, built with
-  *one permutation hashing* (one hash per shingle, split into 64 bins, the minimum per bin; empty
-  bins filled by rotation densification). It is computed for a whole batch at once in numpy, so
-  200k prompts take seconds, where per-document MinHash (datasketch) takes minutes; see
-  `bench/curation_bench.py`. An LSH index (16 bands × 4 rows) finds candidates, and a candidate is
-  a duplicate when the share of equal signature values (the Jaccard estimate) reaches the
-  target's `near_duplicate_threshold`.
+A prompt has two parts: what was said (every turn as `role: content`; for embedding targets the
+item too) and the context the model had (e.g. the current page of a section edit). The system
+prompt is left out: products put the same instructions there for every request.
+
+* **Exact**: both parts normalised (Unicode NFKC, case folded, digit runs → `0`, punctuation →
+  space, whitespace collapsed), hashed with the task.
+* **Near**: same task, and *both* parts similar: the same words about another page are another
+  example, and another request about the same page too. Each part gets a 64-value MinHash
+  signature of its character 5-grams, built by *one permutation hashing* (one hash per shingle,
+  split into 64 bins, the minimum per bin; empty bins filled by rotation densification), computed
+  for a whole batch at once in numpy in cache-sized chunks. Two prompts are near duplicates when
+  the share of equal values (the Jaccard estimate) reaches the target's `near_duplicate_threshold`
+  in both parts. An LSH index (16 bands, each 4 values of each part) finds the candidates; a
+  bucket holds at most `BUCKET_CAP` kept examples, so templated data, where everything looks a
+  bit alike, cannot make the work quadratic (see `bench/curation_bench.py` for the figures).
 
 `collapse` walks the examples best first (score, then label > edit > response, then the newest),
 keeps an example unless an already kept one is its exact or near duplicate, so every cluster keeps
@@ -18,51 +24,74 @@ its best example and a chain of small rewordings never drags in a dissimilar pro
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 SHINGLE_CHARS = 5
-SIGNATURE_SIZE = 64  # bins of the one-permutation MinHash; a power of two
+SIGNATURE_SIZE = 64  # bins of the one-permutation MinHash, per part; a power of two
 BANDS = 16
-ROWS = SIGNATURE_SIZE // BANDS
-#: near-duplicate detection reads the head and tail of long prompts (exact keys use all of it)
+ROWS = SIGNATURE_SIZE // BANDS  # values of each part in one band
+BUCKET_CAP = 8
+#: near-duplicate detection reads the head and tail of long texts (exact keys use all of them)
 NEAR_TEXT_HEAD = 2_000
 NEAR_TEXT_TAIL = 2_000
+CHUNK = 1 << 15  # shingles hashed per numpy step: keeps the temporaries in the CPU cache
 
 _BIN_SHIFT = np.uint64(64 - SIGNATURE_SIZE.bit_length() + 1)
 _EMPTY = np.uint32(0xFFFFFFFF)
-_BASE = np.uint64(0x100000001B3)  # FNV prime: the rolling hash's multiplier
-_ROTATE = np.uint32(0x9E3779B1)  # densification offset per bin of distance
+#: densification offset per bin of distance, so a borrowed value differs from its source
+_OFFSETS = ((np.arange(SIGNATURE_SIZE, dtype=np.uint64) * np.uint64(0x9E3779B1)) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
 _M1 = np.uint64(0xFF51AFD7ED558CCD)
 _M2 = np.uint64(0xC4CEB9FE1A85EC53)
 _S33 = np.uint64(33)
-_DIGITS = re.compile(r"\d+")
-_PUNCT = re.compile(r"[^\w\s]|_")
+_LOW32 = np.uint64(0xFFFFFFFF)
+_SHIFTS = [np.uint64(8 * (SHINGLE_CHARS - 1 - j)) for j in range(SHINGLE_CHARS)]
+
+# ASCII bytes: letters lower-cased, digits → '0', everything else → space; bytes ≥ 0x80 unchanged
+_ASCII_TABLE = bytes(
+    (ord(chr(c).lower()) if chr(c).isalpha() else ord("0") if chr(c).isdigit() else ord(" ")) if c < 128 else c
+    for c in range(256)
+)
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+_NON_WORD = re.compile(r"\W|_")
+_DIGIT = re.compile(r"\d")
+_ZERO_RUN = re.compile(rb"0{2,}")
+
+
+def _non_ascii(match: re.Match) -> str:
+    return _DIGIT.sub("0", _NON_WORD.sub(" ", match.group()))
 
 
 def normalize_text(text: str) -> str:
-    """Case, whitespace, punctuation and digits normalised away: what two copies of a prompt share."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = _DIGITS.sub("0", text)
-    text = _PUNCT.sub(" ", text)
-    return " ".join(text.split())
+    """Case, whitespace, punctuation and digits normalised away: what two copies of a prompt share.
+
+    ASCII takes a byte-table fast path; other text is NFKC-normalised and case-folded first.
+    """
+    if not text.isascii():
+        text = _NON_ASCII_RUN.sub(_non_ascii, unicodedata.normalize("NFKC", text).casefold())
+    data = text.encode("utf-8").translate(_ASCII_TABLE)
+    if b"00" in data:
+        data = _ZERO_RUN.sub(b"0", data)
+    return b" ".join(data.split()).decode("utf-8")
 
 
-def prompt_text(messages: Sequence[dict], item: str | None = None) -> str:
-    """The prompt as one text: every turn as `role: content`; `item` (embedding targets) appended."""
-    parts = [f"{m['role']}: {m['content']}" for m in messages]
+def prompt_parts(messages: Sequence[dict], context: dict | None = None, item: str | None = None) -> tuple[str, str]:
+    """(what was said, the context as canonical JSON): the two parts of a prompt, not yet normalised."""
+    said = "\n".join(f"{m['role']}: {m['content']}" for m in messages)
     if item is not None:
-        parts.append(f"item: {item}")
-    return "\n".join(parts)
+        said += f"\nitem: {item}"
+    return said, json.dumps(context, sort_keys=True, ensure_ascii=False, default=str) if context else ""
 
 
-def exact_key(task: str, normalized: str) -> bytes:
-    """A 20-byte key equal for prompts of one task that are equal after normalisation."""
-    return hashlib.sha1(f"{task}\x1f{normalized}".encode()).digest()
+def exact_key(task: str, *parts: str) -> bytes:
+    """A 20-byte key equal for prompts of one task whose normalised parts are equal."""
+    return hashlib.sha1("\x1f".join((task, *parts)).encode()).digest()
 
 
 def near_text(normalized: str) -> str:
@@ -81,44 +110,71 @@ def _fmix64(h: np.ndarray) -> np.ndarray:
 
 
 def signatures(texts: Sequence[str]) -> np.ndarray:
-    """MinHash signatures (n × 64, uint32) of the texts' character 5-grams, all texts at once."""
+    """MinHash signatures (n × 64, uint32) of the texts' character 5-grams, all texts at once.
+
+    Each text is preceded by 4 NUL bytes, so a text's shingles are the windows ending in it (the
+    first ones padded): a signature never depends on its neighbours in the batch. An empty text
+    gets the all-zero signature (equal to every other empty text).
+    """
     n = len(texts)
-    sig = np.full((n, SIGNATURE_SIZE), _EMPTY, dtype=np.uint32)
     if n == 0:
-        return sig
-    encoded = [t.encode("utf-8").ljust(SHINGLE_CHARS, b"\0") for t in texts]
-    lengths = np.fromiter((len(b) for b in encoded), dtype=np.int64, count=n)
-    buf = np.frombuffer(b"".join(encoded), dtype=np.uint8).astype(np.uint64)
-    windows = len(buf) - SHINGLE_CHARS + 1
-    rolling = np.zeros(windows, dtype=np.uint64)
-    for j in range(SHINGLE_CHARS):
-        rolling = rolling * _BASE + buf[j : j + windows]
-    # keep the windows that lie inside one text
-    per_doc = lengths - SHINGLE_CHARS + 1
-    doc_start = np.cumsum(lengths) - lengths
-    first_window = np.cumsum(per_doc) - per_doc
-    doc = np.repeat(np.arange(n, dtype=np.int64), per_doc)
-    position = np.arange(int(per_doc.sum()), dtype=np.int64) - np.repeat(first_window - doc_start, per_doc)
-    h = _fmix64(rolling[position])
-    bins = (h >> _BIN_SHIFT).astype(np.int64)
-    values = (h & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-    np.minimum.at(sig.reshape(-1), doc * SIGNATURE_SIZE + bins, values)
+        return np.zeros((0, SIGNATURE_SIZE), dtype=np.uint32)
+    pad = b"\0" * (SHINGLE_CHARS - 1)
+    encoded = [t.encode("utf-8") for t in texts]
+    buf = np.frombuffer(b"".join(pad + b for b in encoded), dtype=np.uint8)
+    # owner of each byte: the text it belongs to, or `n` (a row that is thrown away) for padding
+    owners = np.empty(2 * n, dtype=np.int64)
+    owners[0::2], owners[1::2] = n, np.arange(n)
+    spans = np.empty(2 * n, dtype=np.int64)
+    spans[0::2], spans[1::2] = SHINGLE_CHARS - 1, np.fromiter(map(len, encoded), dtype=np.int64, count=n)
+    owner = np.repeat(owners.astype(np.int32), spans)
+    flat = np.full((n + 1) * SIGNATURE_SIZE, _EMPTY, dtype=np.uint32)
+    for end0 in range(SHINGLE_CHARS - 1, len(buf), CHUNK):  # window *end* positions
+        end1 = min(end0 + CHUNK, len(buf))
+        window = buf[end0 - SHINGLE_CHARS + 1 : end1].astype(np.uint64)
+        m = end1 - end0
+        h = window[:m] << _SHIFTS[0]
+        for j in range(1, SHINGLE_CHARS):
+            h |= window[j : j + m] << _SHIFTS[j]
+        h = _fmix64(h)
+        index = owner[end0:end1].astype(np.int64) * SIGNATURE_SIZE + (h >> _BIN_SHIFT).astype(np.int64)
+        np.minimum.at(flat, index, (h & _LOW32).astype(np.uint32))
+    sig = flat[: n * SIGNATURE_SIZE].reshape(n, SIGNATURE_SIZE)
+    blank = (sig == _EMPTY).all(axis=1)
+    if blank.any():
+        sig[blank] = 0
     return _densify(sig)
 
 
 def _densify(sig: np.ndarray) -> np.ndarray:
-    """Fill each empty bin from the next non-empty bin to its right (circularly), offset by the distance."""
+    """Fill each empty bin from the next non-empty bin to its right (circularly), offset by the distance.
+
+    Only rows with an empty bin (short texts) are touched, one distance at a time.
+    """
     empty = sig == _EMPTY
-    if not empty.any():
+    rows = np.flatnonzero(empty.any(axis=1))
+    if rows.size == 0:
         return sig
-    n, size = sig.shape
-    doubled = np.concatenate([sig, sig], axis=1)
-    columns = np.arange(2 * size)
-    index = np.where(np.concatenate([~empty, ~empty], axis=1), columns, 2 * size)
-    following = np.minimum.accumulate(index[:, ::-1], axis=1)[:, ::-1][:, :size]
-    distance = (following - columns[:size]).astype(np.uint32)
-    filled = doubled[np.arange(n)[:, None], following] + distance * _ROTATE
-    return np.where(empty, filled, sig)
+    sub, todo = sig[rows], empty[rows]
+    filled = ~todo
+    out = sub.copy()
+    for distance in range(1, SIGNATURE_SIZE):
+        take = todo & np.roll(filled, -distance, axis=1)
+        if take.any():
+            out[take] = (np.roll(sub, -distance, axis=1) + _OFFSETS[distance])[take]
+            todo &= ~take
+            if not todo.any():
+                break
+    sig[rows] = out
+    return sig
+
+
+def prompt_signatures(said: Sequence[str], context: Sequence[str]) -> np.ndarray:
+    """Both parts' signatures side by side (n × 128), kept as their low 16 bits to halve memory.
+
+    Two different minima agree in 16 bits once in 65,536 bins: a negligible bias on the estimate.
+    """
+    return np.concatenate([signatures(said), signatures(context)], axis=1).astype(np.uint16)
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:
@@ -126,17 +182,21 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.count_nonzero(a == b)) / a.shape[-1]
 
 
-def band_keys(sig: np.ndarray, namespaces: np.ndarray) -> np.ndarray:
-    """One 64-bit key per LSH band (n × 16); `namespaces` (n, uint64) keeps tasks apart."""
-    rows = sig.reshape(len(sig), BANDS, ROWS).astype(np.uint64)
-    keys = np.zeros((len(sig), BANDS), dtype=np.uint64)
-    for r in range(ROWS):
-        keys = keys * _M1 + rows[:, :, r]
-    keys = keys ^ namespaces.astype(np.uint64)[:, None] ^ np.arange(BANDS, dtype=np.uint64)
-    return _fmix64(keys)
+def band_keys(sigs: np.ndarray, namespaces: np.ndarray) -> np.ndarray:
+    """One 64-bit key per LSH band (n × 16): 4 values of each part; `namespaces` keeps tasks apart."""
+    n = len(sigs)
+    said = sigs[:, :SIGNATURE_SIZE].reshape(n, BANDS, ROWS).astype(np.uint64)
+    context = sigs[:, SIGNATURE_SIZE:].reshape(n, BANDS, ROWS).astype(np.uint64)
+    keys = namespaces.astype(np.uint64)[:, None] ^ np.arange(BANDS, dtype=np.uint64)
+    for part in (said, context):
+        for r in range(ROWS):
+            keys = _fmix64(keys ^ part[:, :, r])
+    return keys
 
 
+@lru_cache(maxsize=1024)
 def namespace(task: str) -> int:
+    """A 64-bit number per task: LSH buckets never mix tasks."""
     return int.from_bytes(hashlib.sha1(task.encode()).digest()[:8], "little")
 
 
@@ -159,44 +219,65 @@ def collapse(
 ) -> Collapsed:
     """Keep, walking `order` (best first), each example with no kept exact or near duplicate.
 
-    `threshold` ≥ 1.0 turns near-duplicate detection off (exact duplicates only).
+    `sigs` are `prompt_signatures` (n × 128). `threshold` ≥ 1.0 turns near duplicates off.
     """
     n = len(exact_keys)
     keep = np.zeros(n, dtype=bool)
     duplicate_of = np.full(n, -1, dtype=np.int64)
     result = Collapsed(keep, duplicate_of)
     near_on = threshold < 1.0 and n > 0
-    keys = band_keys(sigs, namespaces).tolist() if near_on else None
+    keys = band_keys(sigs, namespaces).view(np.int64).tolist() if near_on else []
+    packed = _packed(sigs) if near_on else []
     tables: list[dict[int, list[int]]] = [{} for _ in range(BANDS)]
     kept_exact: dict[bytes, int] = {}
-    need = int(np.ceil(threshold * SIGNATURE_SIZE - 1e-9))
+    allowed = SIGNATURE_SIZE - int(np.ceil(threshold * SIGNATURE_SIZE - 1e-9))  # differing values per part
     for i in order:
         twin = kept_exact.get(exact_keys[i])
-        if twin is not None:
-            duplicate_of[i] = twin
-            result.exact += 1
-            continue
-        if near_on:
-            twin = _near_twin(i, keys[i], tables, sigs, need)
-            if twin is not None:
-                duplicate_of[i] = twin
+        if twin is None and near_on:
+            twin = _near_twin(packed, i, keys[i], tables, allowed)
+            if twin is None:
+                for table, key in zip(tables, keys[i], strict=True):
+                    bucket = table.setdefault(key, [])
+                    if len(bucket) < BUCKET_CAP:
+                        bucket.append(i)
+            else:
                 result.near += 1
-                continue
-            for band, key in enumerate(keys[i]):
-                tables[band].setdefault(key, []).append(i)
-        keep[i] = True
-        kept_exact[exact_keys[i]] = i
+        elif twin is not None:
+            result.exact += 1
+        if twin is None:
+            keep[i] = True
+            kept_exact[exact_keys[i]] = i
+        else:
+            duplicate_of[i] = twin
     return result
 
 
-def _near_twin(i: int, keys: list[int], tables: list[dict[int, list[int]]], sigs: np.ndarray, need: int) -> int | None:
-    seen: set[int] = set()
-    row = sigs[i]
-    for band, key in enumerate(keys):
-        for j in tables[band].get(key, ()):
-            if j in seen:
-                continue
-            seen.add(j)
-            if int(np.count_nonzero(sigs[j] == row)) >= need:
-                return j
+#: bit 0 of every 16-bit lane, for each part of a packed signature
+_SAID_LANES = sum(1 << (16 * k) for k in range(SIGNATURE_SIZE))
+_CONTEXT_LANES = _SAID_LANES << (16 * SIGNATURE_SIZE)
+
+
+def _packed(sigs: np.ndarray) -> list[int]:
+    """Each signature as one 2048-bit Python int: comparing two takes a few big-int operations."""
+    data = np.ascontiguousarray(sigs, dtype="<u2")
+    return [int.from_bytes(row.tobytes(), "little") for row in data]
+
+
+def _near_twin(packed: list[int], i: int, keys: list[int], tables: list[dict[int, list[int]]], allowed: int) -> int | None:
+    """A kept example sharing an LSH bucket with `i` whose two parts each differ in ≤ `allowed` values."""
+    candidates: list[int] = []
+    for table, key in zip(tables, keys, strict=True):
+        bucket = table.get(key)
+        if bucket:
+            candidates.extend(bucket)
+    mine = packed[i]
+    for j in dict.fromkeys(candidates):
+        diff = packed[j] ^ mine
+        # fold each 16-bit lane onto its lowest bit: bit 16k is set iff value k differs
+        diff |= diff >> 8
+        diff |= diff >> 4
+        diff |= diff >> 2
+        diff |= diff >> 1
+        if (diff & _SAID_LANES).bit_count() <= allowed and (diff & _CONTEXT_LANES).bit_count() <= allowed:
+            return j
     return None

@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from pipeline.curation.dedup import normalize_text, prompt_text
+from pipeline.curation.dedup import normalize_text, prompt_parts
 
 POSITIVE_ACTIONS = ("saved", "snipped")
 NEGATIVE_ACTIONS = ("skipped",)
@@ -127,7 +127,7 @@ def regeneration_key(record: dict[str, Any]) -> tuple | None:
     conversation = record.get("conversation_id")
     if not conversation:
         return None
-    return (record["org_id"], conversation, record["task"], sha1(normalize_text(prompt_text(record["messages"]))))
+    return (record["org_id"], conversation, record["task"], sha1(normalize_text(prompt_parts(record["messages"])[0])))
 
 
 def saved_skipped_key(record: dict[str, Any]) -> tuple | None:
