@@ -1,0 +1,99 @@
+"""The `anonymized_dataset` asset: a thin Dagster wrapper around `dataset.anonymize_tables`."""
+
+import dagster as dg
+import pandas as pd
+
+from pipeline.anonymize.dataset import anonymize_tables, preview_markdown
+from pipeline.core.artifacts import PAIR_COLUMNS, anonymized_dir, scored_dir
+from pipeline.core.partitions import target_partitions
+from pipeline.core.resources import StoreResource
+
+
+class AnonymizeConfig(dg.Config):
+    """How the redaction runs (the result does not depend on these)."""
+
+    workers: int = 2  # processes; 1 redacts in the step's own process
+    chunk_groups: int = 32  # examples per batch sent to a worker
+    preview_rows: int = 3  # before/after rows shown in the metadata
+
+
+def write_parquet_atomic(df: pd.DataFrame, path) -> None:
+    """Write a Parquet file (text columns as strings, `score` as float64), atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([(c, pa.float64() if c == "score" else pa.string()) for c in df.columns])
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False), tmp)
+    tmp.replace(path)
+
+
+@dg.asset(
+    name="anonymized_dataset",
+    partitions_def=target_partitions,
+    deps=[dg.AssetKey("scored_examples")],
+    group_name="curation",
+    kinds={"python", "presidio", "parquet"},
+    owners=["team:ml-platform"],
+    code_version="1",
+)
+def anonymized_dataset(
+    context: dg.AssetExecutionContext, config: AnonymizeConfig, store: StoreResource
+) -> dg.MaterializeResult:
+    """Scored examples with personal data replaced by placeholders and opted-out tenants removed."""
+    from pipeline.anonymize.engine import RedactionPool
+
+    target = context.partition_key
+    source = scored_dir(target)
+    examples_path, pairs_path = source / "examples.parquet", source / "pairs.parquet"
+    if not examples_path.exists():
+        raise dg.Failure(
+            description=f"{examples_path} does not exist: materialize scored_examples for target {target!r} first.",
+            metadata={"expected": dg.MetadataValue.path(str(examples_path))},
+        )
+    examples = pd.read_parquet(examples_path)
+    pairs = pd.read_parquet(pairs_path) if pairs_path.exists() else pd.DataFrame(columns=PAIR_COLUMNS)
+    opted_out = store.get().opted_out_orgs()
+
+    with RedactionPool(workers=config.workers, chunk_groups=config.chunk_groups) as pool:
+        result = anonymize_tables(examples, pairs, opted_out, pool.redact, preview_rows=config.preview_rows)
+
+    out = anonymized_dir(target)
+    write_parquet_atomic(result.examples, out / "examples.parquet")
+    write_parquet_atomic(result.pairs, out / "pairs.parquet")
+    removed = result.example_counts.removed + result.pair_counts.removed
+    context.log.info(
+        f"{target}: {result.example_counts.rows_out}/{result.example_counts.rows_in} examples and "
+        f"{result.pair_counts.rows_out}/{result.pair_counts.rows_in} pairs kept; removed {dict(removed)}; "
+        f"{sum(result.entities.values())} entities replaced in {result.seconds:.1f}s"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "rows_in": result.example_counts.rows_in,
+            "rows_out": result.example_counts.rows_out,
+            "pairs_in": result.pair_counts.rows_in,
+            "pairs_out": result.pair_counts.rows_out,
+            "removed_by_reason": dg.MetadataValue.json(
+                {"examples": dict(result.example_counts.removed), "pairs": dict(result.pair_counts.removed)}
+            ),
+            "opted_out_tenants": len(opted_out),
+            "entities_replaced": sum(result.entities.values()),
+            "entities_by_type": dg.MetadataValue.json(dict(sorted(result.entities.items()))),
+            "notes": dg.MetadataValue.json(dict(result.notes)),
+            "preview": dg.MetadataValue.md(preview_markdown(result.preview)),
+            "seconds": dg.MetadataValue.float(round(result.seconds, 2)),
+            "rows_per_second": dg.MetadataValue.float(round(result.texts_per_second, 1)),
+            "words_per_second": dg.MetadataValue.float(
+                round(result.words / result.seconds, 1) if result.seconds else 0.0
+            ),
+            "workers": config.workers,
+            "examples_path": dg.MetadataValue.path(str(out / "examples.parquet")),
+            "pairs_path": dg.MetadataValue.path(str(out / "pairs.parquet")),
+            "counts": dg.MetadataValue.json(
+                {"examples": result.example_counts.as_dict(), "pairs": result.pair_counts.as_dict()}
+            ),
+        }
+    )
+
+
+ANONYMIZE_ASSETS = [anonymized_dataset]

