@@ -92,3 +92,27 @@ def test_launch_of_a_live_or_succeeded_job_is_a_no_op(tmp_path):
     local_jobs.launch(job_dir, f"{H}:count_train", request)
     again = local_jobs.read_status(job_dir)
     assert again["state"] == "succeeded" and again["attempt"] == first["attempt"] == 1
+
+
+def test_one_training_slot_queues_the_second_job_until_the_first_ends(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLYWHEEL_LOCAL_JOB_SLOTS", "1")
+    first, second = tmp_path / "local-first", tmp_path / "local-second"
+    local_jobs.launch(first, f"{H}:sleepy_train", _request(tmp_path))
+    deadline = time.monotonic() + 30
+    while local_jobs.read_status(first)["state"] != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    local_jobs.launch(second, f"{H}:count_train", _request(tmp_path))
+    while not any(e["kind"] == "waiting" for e in local_jobs.read_status(second)["events"]):
+        assert time.monotonic() < deadline, local_jobs.read_status(second)
+        time.sleep(0.05)
+    assert local_jobs.read_status(second)["state"] == "queued"  # alive, waiting: not a dead worker
+    local_jobs.cancel(first)
+    assert wait_terminal(lambda: local_jobs.read_status(second))["state"] == "succeeded"
+
+
+def test_a_bad_slot_setting_fails_the_job_with_the_reason(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLYWHEEL_LOCAL_JOB_SLOTS", "two")
+    job_dir = tmp_path / "local-bad-slots"
+    local_jobs.launch(job_dir, f"{H}:count_train", _request(tmp_path))
+    status = wait_terminal(lambda: local_jobs.read_status(job_dir))
+    assert status["state"] == "failed" and "FLYWHEEL_LOCAL_JOB_SLOTS='two'" in status["error"]["message"]

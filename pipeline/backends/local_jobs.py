@@ -10,6 +10,9 @@ returns at once; the job-status sensor reads `status.json` later. One job is one
       worker.pid     "<pid> <start time>" of the worker process (start time guards against pid reuse)
       log.txt        the worker's stdout and stderr (appended across attempts)
 
+Only `FLYWHEEL_LOCAL_JOB_SLOTS` jobs (default 1) train at once under one `FLYWHEEL_HOME`; the others
+stay `queued` until a slot frees, so submitting every target at once does not thrash the machine.
+
 A worker whose process is gone while its status is not terminal reads as `failed` with code
 `worker_died`. Launching a job again that is not live and has not succeeded starts a new attempt
 in the same folder: the trainer decides how to resume (hf_train resumes from its checkpoints).
@@ -45,6 +48,8 @@ PID_GRACE_S = 60.0
 #: progress events kept in status.json (the oldest are dropped first)
 MAX_EVENTS = 200
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+#: local jobs training at once on one machine; more wait in `queued` (2 cores fit one training)
+DEFAULT_SLOTS = 1
 
 Report = Callable[[dict[str, Any]], None]
 
@@ -170,7 +175,10 @@ def launch(job_dir: Path, trainer: str, request: FineTuneRequest) -> str:
     _event(status, "queued", f"attempt {status['attempt']} queued")
     (job_dir / PID_FILE).unlink(missing_ok=True)
     write_json_atomic(job_dir / STATUS_FILE, status)
+    from pipeline.core.settings import flywheel_home
+
     env = dict(os.environ)
+    env["FLYWHEEL_HOME"] = str(flywheel_home())  # the worker runs elsewhere: pin the same home (and slots)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
     env.setdefault("PYTHONUNBUFFERED", "1")
     with open(job_dir / LOG_FILE, "ab") as log:
@@ -298,6 +306,42 @@ def to_job_status(status: dict[str, Any], backend: str) -> JobStatus:
             "resources": status.get("resources"),
         },
     )
+
+
+# ------------------------------------------------------------------ training slots
+def slot_count() -> int:
+    """How many local jobs may train at once (`FLYWHEEL_LOCAL_JOB_SLOTS`, default 1)."""
+    raw = os.environ.get("FLYWHEEL_LOCAL_JOB_SLOTS", "").strip()
+    if not raw:
+        return DEFAULT_SLOTS
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"FLYWHEEL_LOCAL_JOB_SLOTS={raw!r}: expected a whole number >= 1")
+    return int(raw)
+
+
+def acquire_slot(slots_dir: Path, slots: int, on_wait: Callable[[], None] | None = None, poll_s: float = 0.5):
+    """Block until one of `slots` training slots is free; returns the open, locked slot file.
+
+    Slots are `flock`ed files: the kernel frees a slot when its worker exits, however it exits, so
+    a crashed job never holds one. The caller keeps the returned file open while it trains.
+    """
+    import fcntl
+
+    slots_dir.mkdir(parents=True, exist_ok=True)
+    waited = False
+    while True:
+        for index in range(slots):
+            handle = open(slots_dir / f"slot-{index}", "a+")
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                continue
+            return handle
+        if not waited and on_wait is not None:
+            on_wait()
+        waited = True
+        time.sleep(poll_s)
 
 
 # ------------------------------------------------------------------ helpers shared with the worker

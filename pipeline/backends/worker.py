@@ -20,6 +20,7 @@ from typing import Any
 
 from pipeline.backends import local_jobs
 from pipeline.backends.base import FineTuneRequest, JobState
+from pipeline.core.settings import flywheel_home
 
 
 class _StatusWriter:
@@ -61,6 +62,21 @@ def run(job_dir: Path) -> int:
     started = time.monotonic()
     job_dir = Path(job_dir).resolve()
     writer = _StatusWriter(job_dir)
+    try:
+        slot = local_jobs.acquire_slot(
+            flywheel_home() / ".local_job_slots", local_jobs.slot_count(),
+            on_wait=lambda: (local_jobs._event(writer.status, "waiting", "waiting for a free training slot"),
+                             writer.update()),
+        )
+    except Exception as exc:  # a bad FLYWHEEL_LOCAL_JOB_SLOTS: fail the job with the reason
+        writer.update(state=JobState.FAILED.value, finished_at=local_jobs.now_iso(),
+                      error={"code": type(exc).__name__, "message": str(exc), "param": None})
+        return 1
+    with slot:
+        return _train(job_dir, writer, started)
+
+
+def _train(job_dir: Path, writer: _StatusWriter, started: float) -> int:
     writer.update(state=JobState.RUNNING.value, started_at=local_jobs.now_iso(), worker_pid=os.getpid())
     try:
         spec = local_jobs._read_json(job_dir / local_jobs.REQUEST_FILE)
