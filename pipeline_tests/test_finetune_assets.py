@@ -181,3 +181,34 @@ def test_stuck_job_alerts_then_cancel_clears_it(tmp_path):
     # a cancelled version is not re-attached: the next materialization starts a new attempt
     assert cancel_job(store, backends["sentence_transformers"], row["job_id"]).state.value == "cancelled"
     assert json.loads(json.dumps(cleared.cursor)) == cleared.cursor
+
+
+def test_reattach_refreshes_a_live_row_and_resubmits_a_dead_job(tmp_path):
+    from pipeline.backends import local_jobs
+    from pipeline.backends.sentence_transformers_backend import JOB_PREFIX, local_job_id
+    from pipeline.core.artifacts import jobs_dir
+    from pipeline.core.targets import get_target
+    from pipeline.finetune.lifecycle import build_request, submit_or_attach
+    from pipeline_tests.finetune_helpers import wait_terminal
+
+    manifest = write_triplet_manifest(TARGET, "v1", n_train=8, n_valid=4)
+    request = build_request(get_target(TARGET), manifest)
+    backend = SentenceTransformersBackend()
+    store = StoreResource(url=f"sqlite:///{tmp_path / 's.db'}").get()
+    # the job's worker dies mid-training; the registry still says running (no poll since)
+    job_dir = jobs_dir(TARGET) / local_job_id(JOB_PREFIX, request)
+    local_jobs.launch(job_dir, "pipeline_tests.finetune_helpers:dying_train", request)
+    assert wait_terminal(lambda: local_jobs.read_status(job_dir))["error"]["code"] == "worker_died"
+    registry.record_job(store, JobStatus(job_id=job_dir.name, state="running", backend="sentence_transformers"),
+                        request)
+    row, attached = submit_or_attach(store, backend, request)
+    try:
+        assert not attached and row["job_id"] == job_dir.name
+        assert row["status"] in ("queued", "running") and row["details"]["backend_details"]["attempt"] == 2
+    finally:
+        backend.cancel(job_dir.name)
+    # a job the backend cannot find keeps its last known row (the backend's outage is not ours to fix here)
+    registry.record_job(store, JobStatus(job_id="local-st-gone", state="running", backend="sentence_transformers"),
+                        FineTuneRequest(**{**request.as_dict(), "dataset_version": "v2"}))
+    row, attached = submit_or_attach(store, backend, FineTuneRequest(**{**request.as_dict(), "dataset_version": "v2"}))
+    assert attached and row["job_id"] == "local-st-gone"

@@ -63,7 +63,8 @@ def build_request(target: Target, manifest: dict[str, Any]) -> FineTuneRequest:
 def submit_or_attach(store: Store, backend: FineTuneBackend, request: FineTuneRequest) -> tuple[dict[str, Any], bool]:
     """Re-attach to the version's live or succeeded job with the same settings, or submit one.
 
-    Returns the registry row and whether it was an existing job. The backend's own `submit` is
+    A live job is asked for its current status first; one that failed or died since the last poll
+    is submitted again (a local job resumes in its folder, a provider job is created anew). Returns the registry row and whether it was an existing job. The backend's own `submit` is
     idempotent too (it finds its job after a crash between submit and record).
     """
     existing = registry.find_job(
@@ -71,7 +72,15 @@ def submit_or_attach(store: Store, backend: FineTuneBackend, request: FineTuneRe
         base_model=request.base_model, hyperparameters=request.hyperparameters,
     )
     if existing is not None:
-        return existing, True
+        if existing["status"] == JobState.SUCCEEDED.value:
+            return existing, True
+        try:  # a live row may be a poll old: refresh it, and resubmit if the job died meanwhile
+            fresh = backend.status(existing["job_id"])
+        except Exception:  # noqa: BLE001 - the backend is unreachable: the row we have is the best answer
+            return existing, True
+        row = registry.record_job(store, fresh)
+        if not fresh.terminal or fresh.state is JobState.SUCCEEDED:
+            return row, True
     status = backend.submit(request)
     return registry.record_job(store, status, request), False
 
