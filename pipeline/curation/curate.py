@@ -107,31 +107,29 @@ def conversation_last_turns(
 ) -> dict[tuple[str, str], str]:
     """(org, conversation) → `time_key` of its latest accepted turn, any task, for multi-turn conversations.
 
-    Read in SQL within the target's tenants only, so a per-tenant target reads no other tenant.
+    Read in SQL within the target's tenants only, so a per-tenant target reads no other tenant;
+    one sorted scan (no self-join), grouped here, keeping only conversations of two turns or more.
     """
     acc = st.accepted
-    scope = [acc.c.conversation_id.is_not(None)]
+    query = sa.select(acc.c.org_id, acc.c.conversation_id, acc.c.occurred_at).where(acc.c.conversation_id.is_not(None))
     if tenants is not None:
-        scope.append(acc.c.org_id.in_(list(tenants)))
+        query = query.where(acc.c.org_id.in_(list(tenants)))
     excluded = list(exclude)
     if excluded:
-        scope.append(acc.c.org_id.not_in(excluded))
-    multi = (
-        sa.select(acc.c.org_id, acc.c.conversation_id)
-        .where(*scope)
-        .group_by(acc.c.org_id, acc.c.conversation_id)
-        .having(sa.func.count() > 1)
-        .subquery()
-    )
-    query = sa.select(acc.c.org_id, acc.c.conversation_id, acc.c.occurred_at).join(
-        multi, sa.and_(acc.c.org_id == multi.c.org_id, acc.c.conversation_id == multi.c.conversation_id)
-    )
+        query = query.where(acc.c.org_id.not_in(excluded))
     last: dict[tuple[str, str], str] = {}
+    current, turns, latest = None, 0, ""
     with store.engine.connect() as conn:
-        for org, conversation, occurred in conn.execute(query):
-            key, when = (org, conversation), time_key(occurred)
-            if when > last.get(key, ""):
-                last[key] = when
+        rows = conn.execution_options(yield_per=10_000).execute(query.order_by(acc.c.org_id, acc.c.conversation_id))
+        for org, conversation, occurred in rows:
+            if (org, conversation) != current:
+                if turns > 1:
+                    last[current] = latest
+                current, turns, latest = (org, conversation), 0, ""
+            turns += 1
+            latest = max(latest, time_key(occurred))
+    if turns > 1:
+        last[current] = latest
     return last
 
 
