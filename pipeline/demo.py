@@ -1,0 +1,154 @@
+"""`flywheel demo` (what `make demo` runs): the whole graph on synthetic data, into the Dagster instance.
+
+1. `flywheel seed` writes synthetic interactions for the five seed products (cached per n/seed);
+2. `flywheel import` loads them into the store;
+3. `ingest_job` materializes `raw_interactions`;
+4. `train_target_job` runs once per training target (partition): `scored_examples`,
+   `anonymized_dataset`, `training_file`, and `fine_tune_job` where the target's backend can run
+   here (the local backends always; OpenAI only with `OPENAI_API_KEY` set);
+5. local fine-tune jobs are polled to the end, as the job-status sensor would;
+6. a summary, and how to open the UI on the same instance.
+
+Runs go through the real Dagster instance (`DAGSTER_HOME`), so everything the demo did is in the UI.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+LOCAL_BACKENDS = ("huggingface", "sentence_transformers")
+
+
+def _instance():
+    import dagster as dg
+
+    if not os.environ.get("DAGSTER_HOME"):
+        from pipeline.core.settings import flywheel_home
+
+        home = flywheel_home() / "dagster"
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _checks(result) -> tuple[list[str], list[str]]:
+    passed, failed = [], []
+    for evaluation in result.get_asset_check_evaluations():
+        name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+        (passed if evaluation.passed else failed).append(
+            name if evaluation.passed else f"{name} — {evaluation.description}"
+        )
+    return passed, failed
+
+
+def _materialized(result) -> dict[str, dict[str, Any]]:
+    out = {}
+    for event in result.get_asset_materialization_events():
+        meta = {k: v.value for k, v in event.materialization.metadata.items()}
+        out[event.materialization.asset_key.to_user_string()] = meta
+    return out
+
+
+def run_demo(n: int = 3_000, seed: int = 7, job_timeout_s: float = 1_800) -> int:
+    import dagster as dg
+
+    from pipeline.core.settings import flywheel_home, source_url
+    from pipeline.core.store import Store
+    from pipeline.ingest.importer import import_file
+    from pipeline.synth.generate import seed_command
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    started = time.monotonic()
+    home = flywheel_home()
+    instance = _instance()
+    _say(f"Flywheel demo — FLYWHEEL_HOME={home}  DAGSTER_HOME={os.environ['DAGSTER_HOME']}")
+
+    data = home / "demo" / f"synthetic-n{n}-seed{seed}.jsonl"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    if not data.exists():
+        counts = seed_command(n=n, seed=seed, out=data, bad_share=0.01)
+        _say(f"[1/5] seed: {n:,} interactions for five products → {data} ({counts.get('records', counts)} records)")
+    else:
+        _say(f"[1/5] seed: reusing {data}")
+    store = Store(source_url())
+    imported = import_file(store, data)
+    _say(f"[2/5] import: read {imported.read:,}, inserted {imported.inserted:,}, updated {imported.updated:,}, "
+         f"unchanged {imported.unchanged:,}, quarantined {imported.quarantined:,} → {store.masked_url}")
+
+    from pipeline.definitions import TARGETS, defs
+
+    ingest = defs.resolve_job_def("ingest_job").execute_in_process(instance=instance, raise_on_error=False)
+    raw = _materialized(ingest).get("raw_interactions", {})
+    _say(f"[3/5] raw_interactions: {raw.get('records_in', 0):,} in, {raw.get('accepted', 0):,} accepted, "
+         f"{raw.get('quarantined', 0):,} quarantined, {raw.get('excluded_opt_out', 0):,} excluded (opt-out)"
+         + ("" if ingest.success else "  — FAILED, see the run in the UI"))
+    if not ingest.success:
+        return 1
+
+    train_job = defs.resolve_job_def("train_target_job")
+    openai_ready = bool(os.environ.get("OPENAI_API_KEY"))
+    rows = []
+    for name, target in TARGETS.items():
+        keys = ["scored_examples", "anonymized_dataset", "training_file"]
+        runnable = target.backend in LOCAL_BACKENDS or (target.backend == "openai" and openai_ready)
+        if runnable:
+            keys.append("fine_tune_job")
+        result = train_job.execute_in_process(
+            instance=instance, partition_key=name, raise_on_error=False,
+            asset_selection=[dg.AssetKey(k) for k in keys],
+        )
+        meta = _materialized(result)
+        passed, failed = _checks(result)
+        rows.append({
+            "target": name,
+            "backend": target.backend,
+            "kept": meta.get("scored_examples", {}).get("kept", "—"),
+            "version": meta.get("training_file", {}).get("dataset_version", "—"),
+            "job": meta.get("fine_tune_job", {}).get("job_id", "not submitted" if not runnable else "—"),
+            "checks": f"{len(passed)} passed, {len(failed)} failed",
+            "failed": failed,
+            "ok": result.success,
+            "note": "" if runnable else "set OPENAI_API_KEY to submit",
+        })
+        _say(f"[4/5] {name}: {'ok' if result.success else 'STOPPED'} — {rows[-1]['checks']}"
+             + (f"; {rows[-1]['note']}" if rows[-1]["note"] else ""))
+        for line in failed:
+            _say(f"        ✗ {line}")
+
+    from pipeline.finetune.lifecycle import wait_for_jobs
+
+    keys = ("openai_backend", "huggingface_backend", "sentence_transformers_backend")
+    _say(f"[5/5] waiting for local fine-tune jobs (up to {job_timeout_s / 60:.0f} min)…")
+    with dg.build_resources({k: defs.resources[k] for k in keys}) as resolved:  # resolves dg.EnvVar secrets
+        backends = {k.removesuffix("_backend"): getattr(resolved, k) for k in keys}
+        statuses = {s.job_id: s for s in wait_for_jobs(store, backends, job_timeout_s, poll_s=3.0)}
+    _summary(rows, statuses, time.monotonic() - started)
+    return 0 if all(r["ok"] for r in rows) and all(s.state == "succeeded" for s in statuses.values()) else 1
+
+
+def _summary(rows: list[dict[str, Any]], statuses: dict, seconds: float) -> None:
+    _say("")
+    _say(f"{'target':<18} {'backend':<22} {'kept':>6}  {'dataset version':<18} job")
+    for row in rows:
+        status = statuses.get(row["job"])
+        job = row["job"] if status is None else f"{row['job']} → {status.state}"
+        if status is not None and status.result_model:
+            job += f" ({status.result_model})"
+        if status is not None and status.error:
+            job += f" ({status.error.code}: {status.error.message})"
+        _say(f"{row['target']:<18} {row['backend']:<22} {str(row['kept']):>6}  {str(row['version']):<18} {job}")
+    _say(f"\nDone in {seconds / 60:.1f} min. Open the UI on the same instance with:  make ui   (http://127.0.0.1:3000)")
+    _say("Every run, its metadata and every check result above are there; the job-status sensor keeps polling.")
+
+
+if __name__ == "__main__":
+    sys.exit(run_demo())
