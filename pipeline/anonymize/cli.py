@@ -78,7 +78,7 @@ def anonymize_stream(
             by_type[record_type] += 1
         stdout.flush()
 
-    with RedactionPool(workers=workers) as pool:
+    with RedactionPool(workers=workers, min_parallel=0) as pool:  # workers as asked, from the first line
         batch: list[tuple[str, dict]] = []
         for number, line, error in _lines(stdin):
             counts["lines"] += 1

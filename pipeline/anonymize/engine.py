@@ -407,11 +407,20 @@ class RedactionPool:
 
     `workers <= 1` runs in this process with its cached engine (what tests use). Worker processes
     are spawned (not forked: the caller may be a threaded Dagster step) and each loads the engine
-    once, in `start()` (called by the first `redact`); reuse one pool for a whole run.
+    once, in `start()` (called by the first `redact`); reuse one pool for a whole run. Fewer than
+    `min_parallel` groups (while no process is started) are redacted in this process: starting
+    workers (loading spaCy and Presidio in each) costs more than it saves on small inputs.
     """
 
-    def __init__(self, workers: int = 2, chunk_groups: int = 32, entities: tuple[str, ...] = ENTITIES):
+    def __init__(
+        self,
+        workers: int = 2,
+        chunk_groups: int = 32,
+        entities: tuple[str, ...] = ENTITIES,
+        min_parallel: int = 300,
+    ):
         self.workers = max(1, int(workers))
+        self.min_parallel = min_parallel
         self.chunk_groups = chunk_groups
         self.entities = entities
         self._pool = None
@@ -446,6 +455,11 @@ class RedactionPool:
 
     def redact(self, groups: Sequence[Sequence[Segment]]) -> Iterator[GroupResult]:
         """Redacted groups in input order (lazily, chunk by chunk)."""
+        if self.workers > 1 and len(groups) < self.min_parallel and self._pool is None:
+            engine = get_engine(self.entities)  # too little work to pay for starting processes
+            for chunk in _chunks(groups, self.chunk_groups):
+                yield from engine.redact_groups(chunk)
+            return
         self.start()
         if self._pool is None:
             engine = get_engine(self.entities)
