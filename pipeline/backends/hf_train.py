@@ -453,8 +453,11 @@ def run_training(
     if logged:
         metrics["train_loss_first"] = _num(logged[0]["loss"])
         metrics["train_loss_last"] = _num(logged[-1]["loss"])
+        if "mean_token_accuracy" in logged[-1]:
+            metrics["token_accuracy"] = _num(logged[-1]["mean_token_accuracy"])
     if trainer.eval_dataset is not None and len(trainer.eval_dataset):
         metrics.update({k: _num(v) for k, v in trainer.evaluate().items()})
+        metrics["valid_loss"] = metrics.get("eval_loss")  # the name every backend's metrics use
         report({"eval_loss": metrics.get("eval_loss"), "step": trainer.state.global_step})
     metrics.update(
         {

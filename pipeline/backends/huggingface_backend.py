@@ -32,6 +32,7 @@ from pipeline.backends.base import (
     JobStatus,
     TrainedModel,
 )
+from pipeline.backends.hf_remote import DEFAULT_IMAGE
 from pipeline.backends.sentence_transformers_backend import find_local_job, local_job_id
 from pipeline.core.artifacts import jobs_dir
 
@@ -78,7 +79,7 @@ class HuggingFaceBackend(FineTuneBackend):
     merge_adapters: bool = False  # also save the LoRA merged into a full model
     remote: bool = False  # train through the Jobs API instead of on this machine
     remote_flavor: str = "a10g-small"
-    remote_image: str = "pytorch/pytorch:2.6.0-cuda12.4-cudnn9-runtime"
+    remote_image: str = DEFAULT_IMAGE  # any image with Python >= 3.11 and uv
     remote_timeout: str = "4h"
     remote_namespace: str | None = None  # None: the token's user
     remote_repo: str | None = None  # private dataset repo for job inputs/outputs; None: <namespace>/flywheel-jobs
