@@ -45,6 +45,7 @@ def test_scored_examples_materializes_one_target(tmp_path):
     chart = md["score_distribution"]
     assert "| 8–9 | 2 | 1 | █" in chart and "░" in chart
     assert "| p1 |" in md["preview"]
+    assert "| page_generation | 1 |" in md["kept_by_task"]
     examples = pq.read_table(md["examples_path"])
     assert examples.column("example_id").to_pylist() == ["p1"]
     assert pq.read_table(md["pairs_path"]).column("source").to_pylist() == ["edit"]

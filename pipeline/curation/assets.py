@@ -31,6 +31,7 @@ def scored_examples(context: dg.AssetExecutionContext, store: StoreResource) -> 
 
 def scored_metadata(report, export_threshold: float) -> dict[str, dg.MetadataValue | int | float | str]:
     """The asset's metadata: counts that add up, pairs by source, the score chart, a preview, the paths."""
+    from pipeline.core import markdown
     from pipeline.curation.curate import DROP_REASONS, PAIR_SOURCES
     from pipeline.curation.render import preview_table, score_chart
 
@@ -51,6 +52,7 @@ def scored_metadata(report, export_threshold: float) -> dict[str, dg.MetadataVal
             score_chart(report.scored_histogram, report.kept_histogram, export_threshold)
         ),
         "preview": dg.MetadataValue.md(preview_table(report.preview)),
+        "kept_by_task": dg.MetadataValue.md(markdown.counts(report.kept_tasks, key="task", value="kept")),
         "examples_path": dg.MetadataValue.path(str(report.examples_path)),
         "pairs_path": dg.MetadataValue.path(str(report.pairs_path)),
     }

@@ -263,8 +263,8 @@ def curate_target(
             for record in batch:
                 report.read += 1
                 try:
-                    scored = score_interaction(record, weights, conversation_continued=continued(record))
                     latest = latest_feedback(record.get("feedback") or [])
+                    scored = score_interaction(record, weights, conversation_continued=continued(record), latest=latest)
                     exportable = scored.completion.strip() and scored.score >= weights.export_threshold
                     if exportable:  # only these need their row and dedup keys
                         row = example_row(record, scored)

@@ -69,14 +69,16 @@ def choose_completion(record: dict[str, Any], latest: dict[str, Any] | None = No
 
 
 def score_interaction(
-    record: dict[str, Any], weights: ScoringConfig, *, conversation_continued: bool = False
+    record: dict[str, Any], weights: ScoringConfig, *, conversation_continued: bool = False,
+    latest: dict[str, Any] | None = None,
 ) -> Scored:
     """Score one validated interaction 0..10 with the target's weights.
 
     `conversation_continued` says whether a later turn exists in the same conversation (the
-    caller knows the whole log; this function sees one record).
+    caller knows the whole log; this function sees one record). `latest` is the record's
+    `latest_feedback`, when the caller has it already.
     """
-    latest = latest_feedback(record.get("feedback") or [])
+    latest = latest_feedback(record.get("feedback") or []) if latest is None else latest
     completion, source = choose_completion(record, latest)
     points = weights.base
     reasons: list[str] = []
