@@ -137,3 +137,13 @@ def test_no_value_the_synthetic_generator_planted_survives(engine):
     assert [item for item in left if item[0] != "business"] == []
     assert len([item for item in left if item[0] == "business"]) <= 0.05 * max(1, len(businesses))
     assert not any(scan(line) for line in text.splitlines())
+
+
+def test_records_that_break_the_contract_still_leave_no_pii(engine):
+    broken = dict(INTERACTION, messages="Maria Lopez, call (415) 555-0132", notes={"x": "maria@bluebird.com"})
+    broken["response_format"] = "text"
+    counts, out, _err = run([json.dumps(broken)])
+    assert counts["written"] == 1
+    assert out[0]["messages"] == "[PERSON_NAME], call +1 (555) 000-0000"
+    assert out[0]["notes"] == {"x": "contact@example.com"}
+    assert out[0]["task"] == "page_generation" and out[0]["occurred_at"] == INTERACTION["occurred_at"]

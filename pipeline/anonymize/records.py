@@ -212,25 +212,48 @@ def strip_ids(row: dict, id_column: str) -> dict:
 # ---------------------------------------------------------------- contract records (JSONL stream)
 
 
+#: Record fields that hold ids, times or enums, never free text (ids are pseudonymized instead).
+_NOT_TEXT = frozenset(
+    {
+        "type",
+        "id",
+        "interaction_id",
+        "org_id",
+        "user_id",
+        "conversation_id",
+        "occurred_at",
+        "task",
+        "model",
+        "response_format",
+        "kind",
+        "training_opt_out",
+        "plan",
+    }
+)
+
+
 def prepare_record(record_type: str, record: dict) -> Prepared:
-    """Register the texts of one contract record (interaction, feedback, organization)."""
+    """Register the texts of one contract record (interaction, feedback, organization).
+
+    Every field that is not an id, time or enum is redacted, whatever its type: a record that
+    breaks the contract (messages as a string, an unknown extra field) must not leak through.
+    """
     prep = Prepared()
-    if record_type == "interaction":
-        prep.text(record.get("system_prompt"), _setter(record, "system_prompt"))
-        if isinstance(record.get("messages"), list):
-            prep.json_value(record["messages"], _setter(record, "messages"), messages=True)
-        if record.get("response_format") == "json" and isinstance(record.get("response"), str):
-            prep.json_text(record["response"], _setter(record, "response"))
-        elif isinstance(record.get("response"), str):
-            prep.text(record["response"], _setter(record, "response"))
-        if isinstance(record.get("context"), dict | list):
-            prep.json_value(record["context"], _setter(record, "context"))
-    elif (
-        record_type == "feedback"
-        and record.get("kind") in ("edit", "label")
-        and isinstance(record.get("value"), str)
-    ):
-        prep.auto(record["value"], _setter(record, "value"))
+    is_json = record_type == "interaction" and record.get("response_format") == "json"
+    for key, value in record.items():
+        if key in _NOT_TEXT or value is None or isinstance(value, bool | int | float):
+            continue
+        put = _setter(record, key)
+        if isinstance(value, dict | list):
+            prep.json_value(value, put, messages=key == "messages")
+        elif not isinstance(value, str):
+            continue
+        elif key == "response" and is_json:
+            prep.json_text(value, put)
+        elif record_type == "feedback" and key == "value":
+            prep.auto(value, put)
+        else:
+            prep.text(value, put)
     return prep
 
 
