@@ -6,8 +6,9 @@
    conversations, varied prompts and page-JSON answers, ~1% rows that must be dropped) in batches,
    under a temporary FLYWHEEL_HOME.
 2. Builds the training files (4 SFT formats x train/validation + manifest) for an OpenAI SFT target
-   in a child process, and reports its wall time and peak RSS (`ru_maxrss` of the child), then
-   builds again to show the same version and bytes.
+   in a child process, and reports its wall time, CPU time (user+sys, which other load on the
+   machine does not inflate) and peak RSS (`ru_maxrss` of the child), then builds again to show
+   the same version and bytes.
 3. Counts tokens of the same texts (the prompts and answers of the first `--count-texts` rows)
    with bpe-openai's tiktoken-compatible `Encoding.encode` (the baseline: `len(enc.encode(t))`)
    and with Flywheel's `TokenCounter`, once on distinct texts (no cache hits) and once on the texts
@@ -22,6 +23,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -109,13 +111,15 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "version": r.version, "co
 """
 
 
-def build_in_child(env: dict) -> tuple[dict, float, int]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def build_in_child(env: dict) -> tuple[dict, float, float, int]:
+    """(child's report, wall seconds, CPU seconds user+sys, peak RSS KiB of the largest child so far)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", CHILD], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
     wall = time.perf_counter() - t0
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return json.loads(out.stdout.strip().splitlines()[-1]), wall, max(peak_kib, before)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return json.loads(out.stdout.strip().splitlines()[-1]), wall, cpu, after.ru_maxrss
 
 
 def digest_files(home: Path, version: str) -> str:
@@ -176,23 +180,25 @@ def main() -> None:
     write_parquet(source, args.rows, args.seed)
     print(f"synthetic anonymized parquet: {args.rows:,} rows, {source.stat().st_size / 2**20:,.0f} MiB, written in {time.perf_counter() - t0:,.1f} s")
 
-    first, wall, peak_kib = build_in_child(env)
+    first, wall, cpu, peak_kib = build_in_child(env)
     counts = first["counts"]
-    print(f"\nbuild 1: {first['seconds']:,.1f} s in build_training_files ({wall:,.1f} s with interpreter start), "
+    print(f"\nbuild 1: {first['seconds']:,.1f} s in build_training_files ({wall:,.1f} s wall with interpreter start, "
+          f"{cpu:,.1f} s CPU user+sys; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores), "
           f"peak RSS {peak_kib / 1024:,.0f} MiB")
     print(f"  rows in {counts['input_rows']:,} = written {counts['written']:,} (train {counts['train']:,}, validation {counts['validation']:,})"
-          f" + dropped {sum(counts['dropped'].values()):,} {dict((k, v) for k, v in counts['dropped'].items() if v)}")
-    print(f"  {args.rows / first['seconds']:,.0f} rows/s; tokens per example {first['tokens']}")
+          f" + dropped {sum(counts['dropped'].values()):,} { {k: v for k, v in counts['dropped'].items() if v} }")
+    print(f"  {args.rows / first['seconds']:,.0f} rows/s wall, {args.rows / cpu:,.0f} rows per CPU second; tokens per example {first['tokens']}")
     print(f"  cost: {first['cost']['billed_tokens']:,} billed tokens, {first['cost']['n_epochs']} epochs, ${first['cost']['cost_usd']:,.2f}")
     files = sorted((home / "bench_sft" / first["version"]).rglob("*.jsonl"))
     print(f"  {len(files)} files, {sum(f.stat().st_size for f in files) / 2**20:,.0f} MiB")
     digest = digest_files(home, first["version"])
 
-    second, wall2, _ = build_in_child(env)
+    second, _, cpu2, _ = build_in_child(env)
     same = second["version"] == first["version"] and digest_files(home, second["version"]) == digest
-    print(f"build 2 (unchanged input): {second['seconds']:,.1f} s, same version and bytes: {same}")
+    print(f"build 2 (unchanged input): {second['seconds']:,.1f} s ({cpu2:,.1f} s CPU), same version and bytes: {same}")
 
     count_bench(source, args.count_texts)
+    shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

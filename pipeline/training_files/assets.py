@@ -46,7 +46,11 @@ def training_file(context: dg.AssetExecutionContext, hf_hub: HubResource) -> dg.
         "backend_format": fmt,
         "manifest": dg.MetadataValue.path(str(result.manifest_path)),
         "train_file": dg.MetadataValue.path(manifest["files"][fmt]["train"]),
-        "validation_file": dg.MetadataValue.path(manifest["files"][fmt]["validation"] or "(none: too few groups)"),
+        "validation_file": (
+            dg.MetadataValue.path(manifest["files"][fmt]["validation"])
+            if manifest["files"][fmt]["validation"]
+            else dg.MetadataValue.text("none: validation_share is 0 or too few conversations to split")
+        ),
         "files": dg.MetadataValue.json(manifest["files"]),
         "input_rows": dg.MetadataValue.int(counts["input_rows"]),
         "train_examples": dg.MetadataValue.int(counts["train"]),
@@ -58,9 +62,14 @@ def training_file(context: dg.AssetExecutionContext, hf_hub: HubResource) -> dg.
         "train_tokens": dg.MetadataValue.int(manifest["tokens"]["train_total"]),
         "estimated_epochs": dg.MetadataValue.int(cost["n_epochs"]),
         "billed_tokens": dg.MetadataValue.int(cost["billed_tokens"]),
-        "estimated_cost_usd": dg.MetadataValue.float(float(cost["cost_usd"]) if cost["cost_usd"] is not None else float("nan")),
+        "estimated_cost_usd": (
+            dg.MetadataValue.float(float(cost["cost_usd"]))
+            if cost["cost_usd"] is not None
+            else dg.MetadataValue.text("unknown: no price for this model in prices.yaml")
+        ),
         "budget_usd": dg.MetadataValue.float(float(cost["budget_usd"])),
         "preview": dg.MetadataValue.md(preview_md(manifest["files"][fmt]["train"])),
+        "dropped_rows_file": dg.MetadataValue.path(manifest["dropped_file"]),
     }
     metadata["hub_push"] = _push(context, target, manifest, hf_hub)
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(manifest["dataset_version"]))

@@ -185,8 +185,9 @@ def _record(row: dict[str, Any], id_column: str, system: str | None, messages: l
 
 def content_key(prepared: dict[str, Any]) -> int:
     """Hash of what a model would learn from the record: duplicates share it."""
-    body = [prepared.get("system"), prepared["messages"], prepared.get("completion"), prepared.get("chosen"), prepared.get("rejected")]
-    return key_hash(json.dumps(body, sort_keys=True, ensure_ascii=False))
+    turns = "\x1e".join(f"{m['role']}\x1f{m['content']}" for m in prepared["messages"])
+    answers = "\x1e".join(prepared.get(k) or "" for k in ("completion", "chosen", "rejected"))
+    return key_hash(f"{prepared.get('system') or ''}\x1d{turns}\x1d{answers}")
 
 
 def _score(value: Any) -> float | None:

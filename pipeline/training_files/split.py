@@ -11,17 +11,20 @@ that would overshoot is skipped for a smaller one.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 
 import numpy as np
 
+_CHUNK = 100_000
+
 
 class UnionFind:
-    """Disjoint sets over 0..n-1 with path halving and union by size."""
+    """Disjoint sets over 0..n-1 with path halving and union by size (8 bytes per node and array)."""
 
     def __init__(self, n: int):
-        self.parent = list(range(n))
-        self.size = [1] * n
+        self.parent = array("q", range(n))
+        self.size = array("q", [1]) * n
 
     def find(self, x: int) -> int:
         parent = self.parent
@@ -51,10 +54,14 @@ def components(group_keys: Sequence[int], prompt_keys: Sequence[int]) -> np.ndar
     offset = int(group_node.max()) + 1 if len(group_node) else 0
     prompt_node = prompt_node + offset
     uf = UnionFind(offset + (int(prompt_node.max()) - offset + 1 if len(prompt_node) else 0))
-    for a, b in zip(group_node.tolist(), prompt_node.tolist(), strict=True):
-        uf.union(a, b)
-    find = uf.find
-    return np.fromiter((find(a) for a in group_node.tolist()), dtype=np.int64, count=len(group_node))
+    union, find = uf.union, uf.find
+    roots = np.empty(len(group_node), dtype=np.int64)
+    for start in range(0, len(group_node), _CHUNK):  # chunks: no million-int Python lists
+        for a, b in zip(group_node[start : start + _CHUNK].tolist(), prompt_node[start : start + _CHUNK].tolist(), strict=True):
+            union(a, b)
+    for start in range(0, len(group_node), _CHUNK):
+        roots[start : start + _CHUNK] = [find(a) for a in group_node[start : start + _CHUNK].tolist()]
+    return roots
 
 
 def _mix(values: np.ndarray, seed: int) -> np.ndarray:
