@@ -1,6 +1,6 @@
 """Hugging Face backend vs a bare TRL script: LoRA SFT of the packaged SmolLM2-135M, same rows, same run.
 
-    .venv/bin/python bench/hf_training.py [--rows 64] [--steps 8] [--repeats 1]
+    .venv/bin/python bench/hf_training.py [--rows 32] [--steps 4] [--repeats 1]
 
 Measured, each side in a fresh Python process, on the CPU:
 
@@ -96,8 +96,8 @@ def run_json(args: list[str], env: dict[str, str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--rows", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=1)
     opts = parser.parse_args()
 

@@ -9,8 +9,9 @@
 3. trains a LoRA adapter (PEFT) with the target's hyper-parameters, reporting step and loss
    through `report` and checkpointing under `<job_dir>/checkpoints/`; a re-launched job resumes
    from its last checkpoint;
-4. saves the adapter with the tokenizer and `flywheel_training.json` under `<job_dir>/model/`,
-   optionally merges it into a full model (`<job_dir>/model-merged/`) and pushes to the Hub.
+4. saves the adapter with the tokenizer and `flywheel_training.json` under `<job_dir>/model/`
+   (or the request's `output_dir`), optionally merges it into a full model (`…/model-merged/`)
+   and pushes to the Hub.
 
 SFT loss is on the assistant's words only. `loss_on: final_assistant` (default, as the OpenAI
 file gives earlier answers weight 0) trains on the last answer: each conversation becomes
@@ -46,7 +47,6 @@ OPTIONS_FILE = "hf_options.json"
 TRAINING_CONFIG_FILE = "flywheel_training.json"
 CHECKPOINTS_DIR = "checkpoints"
 ADAPTER_DIR = "model"
-MERGED_DIR = "model-merged"
 ROLES = {"system", "user", "assistant", "tool"}
 
 
@@ -478,7 +478,7 @@ def run_training(
     # ---- save: adapter + tokenizer + training config
     tokenizer = run.tokenizer
     tokenizer.chat_template = run.inference_template
-    adapter_dir = job_dir / ADAPTER_DIR
+    adapter_dir = Path(request.output_dir) if request.output_dir else job_dir / ADAPTER_DIR
     shutil.rmtree(adapter_dir, ignore_errors=True)
     trainer.save_model(str(adapter_dir))
     tokenizer.save_pretrained(str(adapter_dir))
@@ -506,7 +506,7 @@ def run_training(
 
     final_dir = adapter_dir
     if run.options.merge_adapters:
-        merged_dir = merge_adapter(trainer.model, tokenizer, job_dir / MERGED_DIR, config)
+        merged_dir = merge_adapter(trainer.model, tokenizer, adapter_dir.with_name(adapter_dir.name + "-merged"), config)
         result["merged_path"] = str(merged_dir)
         result["model_path"] = str(merged_dir)
         final_dir = merged_dir
