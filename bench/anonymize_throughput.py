@@ -1,6 +1,6 @@
 """Anonymization throughput and recall: Flywheel's engine beside default Presidio, same run.
 
-    .venv/bin/python bench/anonymize_throughput.py [--messages 1200] [--workers 2] [--seed 7]
+    .venv/bin/python bench/anonymize_throughput.py [--messages 1000] [--workers 2] [--seed 7]
 
 Both engines redact the same synthetic ~100-word messages from the labelled corpus
 (`pipeline.anonymize.corpus`):
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=1200)
+    parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
