@@ -82,6 +82,10 @@ def test_collapse_keeps_first_in_order_and_never_chains():
     # best first decides the survivor
     out = dedup.collapse(keys, sigs, ns, [1, 0, 2], threshold=0.8)
     assert out.keep.tolist() == [False, True, False]
+    # an exact copy of a near duplicate counts as exact and points at the kept example
+    out = dedup.collapse([*keys, b"b"], np.stack([*sigs, sigs[1]]), np.zeros(4, np.uint64), [0, 1, 2, 3], 0.8)
+    assert out.keep.tolist() == [True, False, True, False]
+    assert out.duplicate_of.tolist() == [-1, 0, -1, 0] and (out.exact, out.near) == (1, 1)
     # exact-only mode ignores signatures
     out = dedup.collapse([b"k", b"k", b"c"], sigs, ns, [0, 1, 2], threshold=1.0)
     assert out.keep.tolist() == [True, False, True] and (out.exact, out.near) == (1, 0)

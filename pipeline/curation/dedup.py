@@ -220,36 +220,56 @@ def collapse(
     """Keep, walking `order` (best first), each example with no kept exact or near duplicate.
 
     `sigs` are `prompt_signatures` (n × 128). `threshold` ≥ 1.0 turns near duplicates off.
+    Exact duplicates fall to the first of their key at once; among those firsts, a band key no
+    other has cannot lead to a near duplicate (found for all at once, in numpy), so only shared
+    keys are looked up, one example at a time.
     """
     n = len(exact_keys)
     keep = np.zeros(n, dtype=bool)
     duplicate_of = np.full(n, -1, dtype=np.int64)
     result = Collapsed(keep, duplicate_of)
-    near_on = threshold < 1.0 and n > 0
-    keys = band_keys(sigs, namespaces).view(np.int64).tolist() if near_on else []
-    packed = _packed(sigs) if near_on else []
-    tables: list[dict[int, list[int]]] = [{} for _ in range(BANDS)]
-    kept_exact: dict[bytes, int] = {}
-    allowed = SIGNATURE_SIZE - int(np.ceil(threshold * SIGNATURE_SIZE - 1e-9))  # differing values per part
+    first: dict[bytes, int] = {}
     for i in order:
-        twin = kept_exact.get(exact_keys[i])
-        if twin is None and near_on:
-            twin = _near_twin(packed, i, keys[i], tables, allowed)
-            if twin is None:
-                for table, key in zip(tables, keys[i], strict=True):
-                    bucket = table.setdefault(key, [])
-                    if len(bucket) < BUCKET_CAP:
-                        bucket.append(i)
-            else:
-                result.near += 1
-        elif twin is not None:
-            result.exact += 1
-        if twin is None:
-            keep[i] = True
-            kept_exact[exact_keys[i]] = i
-        else:
+        twin = first.setdefault(exact_keys[i], i)
+        if twin != i:
             duplicate_of[i] = twin
+            result.exact += 1
+    reps = list(first.values())  # best first
+    near_on = threshold < 1.0 and len(reps) > 1
+    shared = _shared_band_keys(sigs[reps], namespaces[reps]) if near_on else [[] for _ in reps]
+    packed = _packed(sigs, [i for i, keys in zip(reps, shared, strict=True) if keys])
+    table: dict[int, list[int]] = {}
+    allowed = SIGNATURE_SIZE - int(np.ceil(threshold * SIGNATURE_SIZE - 1e-9))  # differing values per part
+    for i, keys in zip(reps, shared, strict=True):
+        twin = _near_twin(packed, i, keys, table, allowed) if keys else None
+        if twin is not None:
+            duplicate_of[i] = twin
+            result.near += 1
+            continue
+        keep[i] = True
+        for key in keys:
+            bucket = table.setdefault(key, [])
+            if len(bucket) < BUCKET_CAP:
+                bucket.append(i)
+    # an exact duplicate of a near duplicate points at what that one duplicates: a kept example
+    targets = duplicate_of[duplicate_of >= 0]
+    redirect = duplicate_of[targets]
+    moved = np.flatnonzero(duplicate_of >= 0)[redirect >= 0]
+    duplicate_of[moved] = redirect[redirect >= 0]
     return result
+
+
+def _shared_band_keys(sigs: np.ndarray, namespaces: np.ndarray) -> list[list[int]]:
+    """Per example, its band keys that at least one other example has too (the band is mixed into the key)."""
+    keys = band_keys(sigs, namespaces).view(np.int64)
+    shared = np.zeros(keys.shape, dtype=bool)
+    for band in range(BANDS):
+        _, inverse, counts = np.unique(keys[:, band], return_inverse=True, return_counts=True)
+        shared[:, band] = counts[inverse] > 1
+    rows, cols = np.nonzero(shared)
+    flat = keys[rows, cols].tolist()
+    bounds = np.searchsorted(rows, np.arange(len(keys) + 1)).tolist()
+    return [flat[bounds[i] : bounds[i + 1]] for i in range(len(keys))]
 
 
 #: bit 0 of every 16-bit lane, for each part of a packed signature
@@ -257,16 +277,16 @@ _SAID_LANES = sum(1 << (16 * k) for k in range(SIGNATURE_SIZE))
 _CONTEXT_LANES = _SAID_LANES << (16 * SIGNATURE_SIZE)
 
 
-def _packed(sigs: np.ndarray) -> list[int]:
-    """Each signature as one 2048-bit Python int: comparing two takes a few big-int operations."""
-    data = np.ascontiguousarray(sigs, dtype="<u2")
-    return [int.from_bytes(row.tobytes(), "little") for row in data]
+def _packed(sigs: np.ndarray, rows: list[int]) -> dict[int, int]:
+    """These rows' signatures as 2048-bit Python ints: comparing two takes a few big-int operations."""
+    data = np.ascontiguousarray(sigs[rows], dtype="<u2")
+    return {i: int.from_bytes(row.tobytes(), "little") for i, row in zip(rows, data, strict=True)}
 
 
-def _near_twin(packed: list[int], i: int, keys: list[int], tables: list[dict[int, list[int]]], allowed: int) -> int | None:
+def _near_twin(packed: dict[int, int], i: int, keys: list[int], table: dict[int, list[int]], allowed: int) -> int | None:
     """A kept example sharing an LSH bucket with `i` whose two parts each differ in ≤ `allowed` values."""
     candidates: list[int] = []
-    for table, key in zip(tables, keys, strict=True):
+    for key in keys:
         bucket = table.get(key)
         if bucket:
             candidates.extend(bucket)

@@ -107,16 +107,17 @@ class PairIndex:
 
     def __init__(self, source: str):
         self.source = source
-        self.groups: dict[tuple, tuple[list[str], list[str]]] = {}
+        self.groups: dict[bytes, tuple[list[str], list[str]]] = {}
 
     def add(self, key: tuple, record_id: str, *, chosen: bool) -> None:
-        group = self.groups.setdefault(key, ([], []))
+        """File the id under a 20-byte digest of `key` (tenant, conversation, ...: no texts kept)."""
+        group = self.groups.setdefault(hashlib.sha1(repr(key).encode()).digest(), ([], []))
         group[0 if chosen else 1].append(record_id)
 
     def plan(self) -> list[tuple[str, str]]:
         """(chosen id, rejected id) for every group that has both sides, in a stable order."""
         out: list[tuple[str, str]] = []
-        for key in sorted(self.groups, key=repr):
+        for key in sorted(self.groups):
             chosen, rejected = self.groups[key]
             out.extend(round_robin(sorted(chosen), sorted(rejected)))
         return out
