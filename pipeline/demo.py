@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 LOCAL_BACKENDS = ("huggingface", "sentence_transformers")
+#: The steps' own INFO lines (counts, what was dropped and why) without Dagster's DEBUG event stream.
+RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 def _instance():
@@ -58,9 +60,14 @@ def _materialized(result) -> dict[str, dict[str, Any]]:
 
 
 def run_demo(n: int = 3_000, seed: int = 7, job_timeout_s: float = 1_800) -> int:
+    import warnings
+
     import dagster as dg
 
     from pipeline.core.settings import flywheel_home, source_url
+
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
     from pipeline.core.store import Store
     from pipeline.ingest.importer import import_file
     from pipeline.synth.generate import seed_command
@@ -86,7 +93,8 @@ def run_demo(n: int = 3_000, seed: int = 7, job_timeout_s: float = 1_800) -> int
 
     from pipeline.definitions import TARGETS, defs
 
-    ingest = defs.resolve_job_def("ingest_job").execute_in_process(instance=instance, raise_on_error=False)
+    ingest = defs.resolve_job_def("ingest_job").execute_in_process(instance=instance, raise_on_error=False,
+                                                                      run_config=RUN_CONFIG)
     raw = _materialized(ingest).get("raw_interactions", {})
     _say(f"[3/5] raw_interactions: {raw.get('records_in', 0):,} in, {raw.get('accepted', 0):,} accepted, "
          f"{raw.get('quarantined', 0):,} quarantined, {raw.get('excluded_opt_out', 0):,} excluded (opt-out)"
@@ -103,7 +111,7 @@ def run_demo(n: int = 3_000, seed: int = 7, job_timeout_s: float = 1_800) -> int
         if runnable:
             keys.append("fine_tune_job")
         result = train_job.execute_in_process(
-            instance=instance, partition_key=name, raise_on_error=False,
+            instance=instance, partition_key=name, raise_on_error=False, run_config=RUN_CONFIG,
             asset_selection=[dg.AssetKey(k) for k in keys],
         )
         meta = _materialized(result)

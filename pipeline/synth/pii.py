@@ -216,10 +216,6 @@ def luhn_check_digit(digits: str) -> int:
     return (10 - total % 10) % 10
 
 
-def luhn_valid(number: str) -> bool:
-    digits = "".join(ch for ch in number if ch.isdigit())
-    return len(digits) >= 12 and luhn_check_digit(digits[:-1]) == int(digits[-1])
-
 
 def credit_card(rng: random.Random) -> str:
     """A Luhn-valid Visa, Mastercard or Amex number, grouped with spaces, dashes or not at all."""
@@ -268,11 +264,6 @@ def iban_check_digits(country: str, bban: str) -> str:
     numeric = "".join(str(int(ch, 36)) for ch in bban + country + "00")
     return f"{98 - int(numeric) % 97:02d}"
 
-
-def iban_valid(value: str) -> bool:
-    compact = value.replace(" ", "")
-    numeric = "".join(str(int(ch, 36)) for ch in compact[4:] + compact[:4])
-    return int(numeric) % 97 == 1
 
 
 def iban(rng: random.Random) -> str:
