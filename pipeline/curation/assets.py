@@ -1,9 +1,14 @@
 """`scored_examples`: the thin Dagster asset around `pipeline.curation.curate`."""
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 
 from pipeline.core.partitions import target_partitions
 from pipeline.core.resources import StoreResource
+
+if TYPE_CHECKING:  # numpy and pyarrow load when the asset runs, not when the definitions load
+    from pipeline.curation.curate import CurationReport
 
 
 @dg.asset(
@@ -29,7 +34,7 @@ def scored_examples(context: dg.AssetExecutionContext, store: StoreResource) -> 
     return dg.MaterializeResult(metadata=scored_metadata(report, target.scoring.export_threshold))
 
 
-def scored_metadata(report, export_threshold: float) -> dict[str, dg.MetadataValue | int | float | str]:
+def scored_metadata(report: "CurationReport", export_threshold: float) -> dict[str, dg.MetadataValue | int | float | str]:
     """The asset's metadata: counts that add up, pairs by source, the score chart, a preview, the paths."""
     from pipeline.core import markdown
     from pipeline.curation.curate import DROP_REASONS, PAIR_SOURCES
