@@ -45,6 +45,8 @@ def test_scored_examples_materializes_one_target(tmp_path):
     chart = md["score_distribution"]
     assert "| 8–9 | 2 | 1 | █" in chart and "░" in chart
     assert "| p1 |" in md["preview"]
+    # scored examples still hold personal data: no prompt or completion text reaches the event log
+    assert "bakery" not in str(md).lower()
     assert "| page_generation | 1 |" in md["kept_by_task"]
     examples = pq.read_table(md["examples_path"])
     assert examples.column("example_id").to_pylist() == ["p1"]

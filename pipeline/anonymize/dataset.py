@@ -7,10 +7,12 @@ its opt-out cannot be verified). Rows in = rows out + rows removed, for examples
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -23,6 +25,7 @@ from pipeline.anonymize.records import (
     segment_text,
     strip_ids,
 )
+from pipeline.core import markdown
 from pipeline.core.artifacts import EXAMPLE_COLUMNS, PAIR_COLUMNS
 
 PREVIEW_CHARS = 240
@@ -112,15 +115,16 @@ def anonymize_tables(
     notes: Counter = Counter()
     example_rows = _split(examples, opted_out, example_counts)
     pair_rows = _split(pairs, opted_out, pair_counts) if len(pairs.columns) else []
-    before = [dict(r) for r in example_rows[:preview_rows]]
     example_rows, example_words = _redact(example_rows, prepare_example, redact, entities, notes)
     pair_rows, pair_words = _redact(pair_rows, prepare_pair, redact, entities, notes)
+    # redacted text only: the raw text holds personal data and must not reach Dagster's event log
     preview = [
         {
-            "before": str(b.get("completion") or "")[:PREVIEW_CHARS],
-            "after": str(a.get("completion") or "")[:PREVIEW_CHARS],
+            "task": str(a.get("task") or ""),
+            "prompt": _last_user_turn(a.get("messages"))[:PREVIEW_CHARS],
+            "completion": str(a.get("completion") or "")[:PREVIEW_CHARS],
         }
-        for b, a in zip(before, example_rows, strict=False)
+        for a in example_rows[:preview_rows]
     ]
     out_examples = pd.DataFrame(
         [strip_ids(r, "example_id") for r in example_rows], columns=ANONYMIZED_EXAMPLE_COLUMNS
@@ -144,13 +148,15 @@ def anonymize_tables(
 
 
 def preview_markdown(preview: list[dict[str, str]]) -> str:
-    """Before/after of the first kept completions, as a Markdown table."""
+    """The first kept examples after redaction, as a Markdown table."""
     if not preview:
         return "_no examples kept_"
+    return markdown.table(preview, ["task", "prompt", "completion"], max_chars=PREVIEW_CHARS)
 
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
 
-    lines = ["| before | after |", "|---|---|"]
-    lines += [f"| {cell(p['before'])} | {cell(p['after'])} |" for p in preview]
-    return "\n".join(lines)
+def _last_user_turn(messages: Any) -> str:
+    try:
+        turns = json.loads(messages) if isinstance(messages, str) else (messages or [])
+    except ValueError:
+        return ""
+    return next((str(m.get("content", "")) for m in reversed(turns) if m.get("role") == "user"), "")

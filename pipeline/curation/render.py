@@ -41,7 +41,11 @@ def score_chart(scored: list[int], kept: list[int], threshold: float) -> str:
 
 
 def preview_table(rows: list[dict[str, Any]], max_chars: int = 60) -> str:
-    """Kept examples: id, task, score, where the completion came from, prompt, completion, why."""
+    """Kept examples: id, task, score, where the completion came from, sizes, and why.
+
+    No text: scored examples still hold personal data, and metadata lands in Dagster's event log
+    (the UI, its database). The redacted text is previewed by `anonymized_dataset`.
+    """
     if not rows:
         return "_No example was kept._"
     shown = []
@@ -52,8 +56,10 @@ def preview_table(rows: list[dict[str, Any]], max_chars: int = 60) -> str:
             "task": row["task"],
             "score": f"{row['score']:g}",
             "source": row["completion_source"],
-            "prompt": next((m["content"] for m in reversed(messages) if m["role"] == "user"), ""),
-            "completion": row["completion"],
+            "turns": len(messages),
+            "prompt chars": sum(len(m.get("content") or "") for m in messages),
+            "completion chars": len(row["completion"] or ""),
             "why": ", ".join(json.loads(row["score_reasons"])),
         })
-    return markdown.table(shown, max_chars=max_chars)
+    return (markdown.table(shown, max_chars=max_chars)
+            + "\n\n_Text is previewed after redaction, in `anonymized_dataset`._")
