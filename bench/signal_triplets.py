@@ -59,7 +59,7 @@ def make_signal_triplets(n: int, seed: int = 0) -> list[dict[str, str]]:
         anchor = rng.choice(QUERY).format(x=phrase)
         positive = rng.choice(SAVED).format(x=phrase)
         if rng.random() < 0.5:
-            other_topic, other = rng.choice([p for p in phrases if p[0] != topic])
+            _, other = rng.choice([p for p in phrases if p[0] != topic])
             negative = rng.choice(SAVED).format(x=other)
         else:
             negative = rng.choice(SKIPPED).format(x=phrase)  # mentions the topic, says nothing about it
@@ -71,6 +71,5 @@ def make_signal_triplets(n: int, seed: int = 0) -> list[dict[str, str]]:
 def write_triplets(rows: list[dict[str, str]], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row) + "\n")
+        handle.writelines(json.dumps(row) + "\n" for row in rows)
     return path

@@ -10,8 +10,14 @@ import pytest
 
 from pipeline.backends.base import FineTuneBackend, FineTuneRequest, JobStatus, TrainedModel
 from pipeline.core.resources import StoreResource
-from pipeline.finetune import FINETUNE_ASSETS, FINETUNE_CHECKS, FINETUNE_JOBS, FINETUNE_SENSORS, registry
-from pipeline.finetune import SentenceTransformersBackend
+from pipeline.finetune import (
+    FINETUNE_ASSETS,
+    FINETUNE_CHECKS,
+    FINETUNE_JOBS,
+    FINETUNE_SENSORS,
+    SentenceTransformersBackend,
+    registry,
+)
 from pipeline.finetune.lifecycle import cancel_job, wait_for_jobs
 from pipeline.finetune.sensors import evaluate_tick
 from pipeline_tests.finetune_helpers import write_triplet_manifest

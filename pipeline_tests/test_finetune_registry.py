@@ -71,7 +71,7 @@ def test_progress_clock_moves_only_when_the_job_changes(store):
 def test_queued_too_long_is_stuck_and_alerts_accumulate(store):
     registry.record_job(store, job("q", "queued", created_at=iso(T0)), request(), now=iso(T0))
     assert registry.find_stuck(store, max_queued_s=600, max_silent_s=60, now=T0 + timedelta(minutes=5)) == []
-    [(row, reason)] = registry.find_stuck(store, max_queued_s=600, max_silent_s=60, now=T0 + timedelta(minutes=11))
+    [(_row, reason)] = registry.find_stuck(store, max_queued_s=600, max_silent_s=60, now=T0 + timedelta(minutes=11))
     assert "still queued after 11.0 min" in reason
     registry.mark_stuck(store, "q", reason, now=iso(T0 + timedelta(minutes=11)))
     marked = registry.mark_stuck(store, "q", reason, now=iso(T0 + timedelta(minutes=12)))

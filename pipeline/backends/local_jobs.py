@@ -331,7 +331,7 @@ def acquire_slot(slots_dir: Path, slots: int, on_wait: Callable[[], None] | None
     waited = False
     while True:
         for index in range(slots):
-            handle = open(slots_dir / f"slot-{index}", "a+")
+            handle = open(slots_dir / f"slot-{index}", "a+")  # noqa: SIM115 - held open by the caller
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:

@@ -14,8 +14,8 @@ from pathlib import Path
 from pipeline.backends import local_jobs
 from pipeline.backends.base import FineTuneBackend, FineTuneRequest, JobState, JobStatus, TrainedModel
 from pipeline.core.artifacts import jobs_dir
+from pipeline.core.jsonutil import canonical_json, sha1
 from pipeline.core.settings import flywheel_home
-from pipeline.core.store import canonical_json, sha1
 
 JOB_PREFIX = "local-st-"
 

@@ -181,6 +181,7 @@ def train(request: FineTuneRequest, job_dir: Path, report) -> dict[str, Any]:
     report({"phase": "loading", "train_triplets": len(train_rows), "validation_triplets": len(valid_rows)})
 
     import torch
+    from datasets import Dataset
     from sentence_transformers import (
         SentenceTransformer,
         SentenceTransformerTrainer,
@@ -188,7 +189,6 @@ def train(request: FineTuneRequest, job_dir: Path, report) -> dict[str, Any]:
     )
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-    from datasets import Dataset
     from transformers import TrainerCallback
 
     torch.manual_seed(request.seed)

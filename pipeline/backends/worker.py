@@ -68,7 +68,7 @@ def run(job_dir: Path) -> int:
             on_wait=lambda: (local_jobs._event(writer.status, "waiting", "waiting for a free training slot"),
                              writer.update()),
         )
-    except Exception as exc:  # a bad FLYWHEEL_LOCAL_JOB_SLOTS: fail the job with the reason
+    except Exception as exc:  # noqa: BLE001 - a bad FLYWHEEL_LOCAL_JOB_SLOTS fails the job with the reason
         writer.update(state=JobState.FAILED.value, finished_at=local_jobs.now_iso(),
                       error={"code": type(exc).__name__, "message": str(exc), "param": None})
         return 1

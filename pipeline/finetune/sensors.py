@@ -20,9 +20,9 @@ from typing import Any
 import dagster as dg
 
 from pipeline.backends.base import FineTuneBackend
+from pipeline.core.resources import StoreResource
 from pipeline.core.store import Store
 from pipeline.finetune import registry
-from pipeline.core.resources import StoreResource
 from pipeline.finetune.assets import job_metadata
 from pipeline.finetune.lifecycle import poll_jobs
 from pipeline.finetune.settings import STUCK_CHECK, poll_seconds, stuck_limits
