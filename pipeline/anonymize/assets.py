@@ -1,12 +1,15 @@
 """The `anonymized_dataset` asset: a thin Dagster wrapper around `dataset.anonymize_tables`."""
 
-import dagster as dg
-import pandas as pd
+from typing import TYPE_CHECKING
 
-from pipeline.anonymize.dataset import anonymize_tables, preview_markdown
+import dagster as dg
+
 from pipeline.core.artifacts import PAIR_COLUMNS, anonymized_dir, scored_dir
 from pipeline.core.partitions import target_partitions
 from pipeline.core.resources import StoreResource
+
+if TYPE_CHECKING:  # pandas loads when the step runs, not when the code location loads
+    import pandas as pd
 
 
 class AnonymizeConfig(dg.Config):
@@ -17,7 +20,7 @@ class AnonymizeConfig(dg.Config):
     preview_rows: int = 3  # before/after rows shown in the metadata
 
 
-def write_parquet_atomic(df: pd.DataFrame, path) -> None:
+def write_parquet_atomic(df: "pd.DataFrame", path) -> None:
     """Write a Parquet file (text columns as strings, `score` as float64), atomically."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -41,6 +44,9 @@ def anonymized_dataset(
     context: dg.AssetExecutionContext, config: AnonymizeConfig, store: StoreResource
 ) -> dg.MaterializeResult:
     """Scored examples with personal data replaced by placeholders and opted-out tenants removed."""
+    import pandas as pd
+
+    from pipeline.anonymize.dataset import anonymize_tables, preview_markdown
     from pipeline.anonymize.engine import RedactionPool
 
     target = context.partition_key

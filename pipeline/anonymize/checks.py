@@ -1,9 +1,9 @@
 """Blocking asset checks on `anonymized_dataset` (ERROR severity): nothing downstream runs if one fails."""
 
-import dagster as dg
-import pandas as pd
+from typing import TYPE_CHECKING
 
-from pipeline.anonymize import gates
+import dagster as dg
+
 from pipeline.anonymize.assets import anonymized_dataset
 from pipeline.anonymize.records import ANONYMIZED_EXAMPLE_COLUMNS, ANONYMIZED_PAIR_COLUMNS
 from pipeline.core.artifacts import anonymized_dir
@@ -11,13 +11,20 @@ from pipeline.core.partitions import target_partitions
 from pipeline.core.resources import StoreResource
 from pipeline.core.targets import get_target
 
+if TYPE_CHECKING:  # pandas and the gates load when a check runs, not when the code location loads
+    import pandas as pd
+
+    from pipeline.anonymize.gates import GateResult
+
 
 def _partition(context: dg.AssetCheckExecutionContext) -> str:
     return context.op_execution_context.partition_key
 
 
-def load_anonymized(target: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def load_anonymized(target: str) -> "tuple[pd.DataFrame, pd.DataFrame]":
     """The anonymized tables of a target (an empty table where a file is missing)."""
+    import pandas as pd
+
     out = anonymized_dir(target)
     examples_path, pairs_path = out / "examples.parquet", out / "pairs.parquet"
     examples = (
@@ -39,7 +46,7 @@ def _metadata_value(value):
     return dg.MetadataValue.json(value)
 
 
-def _result(gate: gates.GateResult) -> dg.AssetCheckResult:
+def _result(gate: "GateResult") -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=gate.passed,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -52,6 +59,8 @@ def _result(gate: gates.GateResult) -> dg.AssetCheckResult:
 def residual_pii_zero(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     """An independent strict-pattern scan finds no email, phone, card, IP, national id or IBAN."""
     examples, pairs = load_anonymized(_partition(context))
+    from pipeline.anonymize import gates
+
     return _result(gates.residual_pii(examples, pairs))
 
 
@@ -61,6 +70,8 @@ def opted_out_tenants_absent(
 ) -> dg.AssetCheckResult:
     """No row, tenant hash or raw id of an opted-out tenant appears, and no raw id column."""
     examples, pairs = load_anonymized(_partition(context))
+    from pipeline.anonymize import gates
+
     return _result(gates.opted_out_absent(examples, pairs, store.get().opted_out_orgs()))
 
 
@@ -70,6 +81,8 @@ def min_examples_met(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckRes
     name = _partition(context)
     target = get_target(name)
     examples, pairs = load_anonymized(name)
+    from pipeline.anonymize import gates
+
     return _result(gates.enough_examples(examples, pairs, target.method, target.min_examples, name))
 
 
@@ -78,6 +91,8 @@ def columns_meet_expectations(context: dg.AssetCheckExecutionContext) -> dg.Asse
     """Great Expectations on the columns: non-null fields, value sets, score 0..10, text lengths."""
     name = _partition(context)
     examples, pairs = load_anonymized(name)
+    from pipeline.anonymize import gates
+
     return _result(gates.expectations(examples, pairs, list(get_target(name).tasks)))
 
 

@@ -76,6 +76,7 @@ class HFHyperparameters:
     save_total_limit: int = 2
     logging_steps: int = 1
     activation_checkpointing: bool = False  # a.k.a. gradient checkpointing: less memory, slower
+    max_eval_rows: int = 0  # evaluate on at most this many validation rows (0: all); keeps CPU runs short
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> HFHyperparameters:
@@ -366,6 +367,8 @@ def prepare_run(
             f"{dict(train_rows.dropped)}): rebuild training_file for {request.target}"
         )
     eval_rows = read_jsonl_rows(request.validation_file, request.method) if request.validation_file else None
+    if eval_rows is not None and hp.max_eval_rows > 0:
+        eval_rows.rows = eval_rows.rows[: hp.max_eval_rows]
     report({"phase": "loading_model", "base_model": request.base_model, **train_rows.counts()})
 
     import torch

@@ -12,17 +12,16 @@ update rows in place must bump `seq` too (`flywheel import` does).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pipeline.core.contract import Rejection, record_key
+from pipeline.core.jsonutil import canonical_json, now_iso, sha1  # noqa: F401 - re-exported for stages
 from pipeline.core.settings import mask_url, normalize_url
 
 metadata = sa.MetaData()
@@ -119,18 +118,6 @@ model_registry = sa.Table(
 RAW_PREVIEW_CHARS = 2_000
 SOURCE_TABLES = {"interaction": interactions, "feedback": feedback, "organization": organizations}
 _KEY_COLUMN = {"interaction": "id", "feedback": "key", "organization": "org_id"}
-
-
-def canonical_json(record: dict[str, Any]) -> str:
-    return json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
-def sha1(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
