@@ -120,6 +120,7 @@ def run_demo(n: int = 3_000, seed: int = 7, job_timeout_s: float = 1_800) -> int
             "target": name,
             "backend": target.backend,
             "kept": meta.get("scored_examples", {}).get("kept", "—"),
+            "pairs": meta.get("scored_examples", {}).get("pairs", "—"),
             "version": meta.get("training_file", {}).get("dataset_version", "—"),
             "job": meta.get("fine_tune_job", {}).get("job_id", "not submitted" if not runnable else "—"),
             "checks": f"{len(passed)} passed, {len(failed)} failed",
@@ -145,7 +146,7 @@ def run_demo(n: int = 3_000, seed: int = 7, job_timeout_s: float = 1_800) -> int
 
 def _summary(rows: list[dict[str, Any]], statuses: dict, seconds: float) -> None:
     _say("")
-    _say(f"{'target':<18} {'backend':<22} {'kept':>6}  {'dataset version':<18} job")
+    _say(f"{'target':<18} {'backend':<22} {'examples':>8} {'pairs':>6}  {'dataset version':<18} job")
     for row in rows:
         status = statuses.get(row["job"])
         job = row["job"] if status is None else f"{row['job']} → {status.state}"
@@ -153,7 +154,8 @@ def _summary(rows: list[dict[str, Any]], statuses: dict, seconds: float) -> None
             job += f" ({status.result_model})"
         if status is not None and status.error:
             job += f" ({status.error.code}: {status.error.message})"
-        _say(f"{row['target']:<18} {row['backend']:<22} {str(row['kept']):>6}  {str(row['version']):<18} {job}")
+        _say(f"{row['target']:<18} {row['backend']:<22} {str(row['kept']):>8} {str(row['pairs']):>6}  "
+             f"{str(row['version']):<18} {job}")
     _say(f"\nDone in {seconds / 60:.1f} min. Open the UI on the same instance with:  make ui   (http://127.0.0.1:3000)")
     _say("Every run, its metadata and every check result above are there; the job-status sensor keeps polling.")
 
