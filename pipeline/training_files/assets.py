@@ -8,7 +8,6 @@ import dagster as dg
 
 from pipeline.core.partitions import target_partitions
 from pipeline.core.targets import get_target
-from pipeline.training_files.build import TrainingFileInputError, build_training_files
 from pipeline.training_files.resources import HubResource
 
 CODE_VERSION = "training_file-1"
@@ -26,6 +25,8 @@ PREVIEW_CHARS = 400
 )
 def training_file(context: dg.AssetExecutionContext, hf_hub: HubResource) -> dg.MaterializeResult:
     """Train/validation files in every format the target's backend takes: cleaned, split, versioned, costed."""
+    from pipeline.training_files.build import TrainingFileInputError, build_training_files  # numpy: at run time
+
     target = get_target(context.partition_key)
     try:
         result = build_training_files(target)
