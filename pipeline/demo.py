@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 LOCAL_BACKENDS = ("huggingface", "sentence_transformers")
@@ -133,12 +132,11 @@ def run_demo(n: int = 3_000, seed: int = 7, job_timeout_s: float = 1_800) -> int
         for line in failed:
             _say(f"        ✗ {line}")
 
+    from pipeline.finetune.cli import resolved_backends
     from pipeline.finetune.lifecycle import wait_for_jobs
 
-    keys = ("openai_backend", "huggingface_backend", "sentence_transformers_backend")
     _say(f"[5/5] waiting for local fine-tune jobs (up to {job_timeout_s / 60:.0f} min)…")
-    with dg.build_resources({k: defs.resources[k] for k in keys}) as resolved:  # resolves dg.EnvVar secrets
-        backends = {k.removesuffix("_backend"): getattr(resolved, k) for k in keys}
+    with resolved_backends() as backends:
         statuses = {s.job_id: s for s in wait_for_jobs(store, backends, job_timeout_s, poll_s=3.0)}
     _summary(rows, statuses, time.monotonic() - started)
     return 0 if all(r["ok"] for r in rows) and all(s.state == "succeeded" for s in statuses.values()) else 1
@@ -154,8 +152,8 @@ def _summary(rows: list[dict[str, Any]], statuses: dict, seconds: float) -> None
             job += f" ({status.result_model})"
         if status is not None and status.error:
             job += f" ({status.error.code}: {status.error.message})"
-        _say(f"{row['target']:<18} {row['backend']:<22} {str(row['kept']):>8} {str(row['pairs']):>6}  "
-             f"{str(row['version']):<18} {job}")
+        _say(f"{row['target']:<18} {row['backend']:<22} {row['kept']!s:>8} {row['pairs']!s:>6}  "
+             f"{row['version']!s:<18} {job}")
     _say(f"\nDone in {seconds / 60:.1f} min. Open the UI on the same instance with:  make ui   (http://127.0.0.1:3000)")
     _say("Every run, its metadata and every check result above are there; the job-status sensor keeps polling.")
 

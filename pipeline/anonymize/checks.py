@@ -7,7 +7,7 @@ import dagster as dg
 from pipeline.anonymize.assets import anonymized_dataset
 from pipeline.anonymize.records import ANONYMIZED_EXAMPLE_COLUMNS, ANONYMIZED_PAIR_COLUMNS
 from pipeline.core.artifacts import anonymized_dir
-from pipeline.core.partitions import target_partitions
+from pipeline.core.partitions import target_check
 from pipeline.core.resources import StoreResource
 from pipeline.core.targets import get_target
 
@@ -55,7 +55,7 @@ def _result(gate: "GateResult") -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset=anonymized_dataset, blocking=True, partitions_def=target_partitions)
+@target_check(asset=anonymized_dataset, blocking=True)
 def residual_pii_zero(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     """An independent strict-pattern scan finds no email, phone, card, IP, national id or IBAN."""
     examples, pairs = load_anonymized(_partition(context))
@@ -64,7 +64,7 @@ def residual_pii_zero(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckRe
     return _result(gates.residual_pii(examples, pairs))
 
 
-@dg.asset_check(asset=anonymized_dataset, blocking=True, partitions_def=target_partitions)
+@target_check(asset=anonymized_dataset, blocking=True)
 def opted_out_tenants_absent(
     context: dg.AssetCheckExecutionContext, store: StoreResource
 ) -> dg.AssetCheckResult:
@@ -75,7 +75,7 @@ def opted_out_tenants_absent(
     return _result(gates.opted_out_absent(examples, pairs, store.get().opted_out_orgs()))
 
 
-@dg.asset_check(asset=anonymized_dataset, blocking=True, partitions_def=target_partitions)
+@target_check(asset=anonymized_dataset, blocking=True)
 def min_examples_met(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     """The target has at least its `min_examples` (pairs for dpo and embedding targets)."""
     name = _partition(context)
@@ -86,7 +86,7 @@ def min_examples_met(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckRes
     return _result(gates.enough_examples(examples, pairs, target.method, target.min_examples, name))
 
 
-@dg.asset_check(asset=anonymized_dataset, blocking=True, partitions_def=target_partitions)
+@target_check(asset=anonymized_dataset, blocking=True)
 def columns_meet_expectations(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     """Great Expectations on the columns: non-null fields, value sets, score 0..10, text lengths."""
     name = _partition(context)

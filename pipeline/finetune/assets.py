@@ -6,13 +6,12 @@ check is the on-call alert: the sensor reports it failing when a job sits in a q
 making progress past the configured limits, and passing again when the job moves or ends.
 """
 
-import warnings
 from typing import Any
 
 import dagster as dg
 
 from pipeline.core.artifacts import read_manifest
-from pipeline.core.partitions import target_partitions
+from pipeline.core.partitions import target_check, target_partitions
 from pipeline.core.targets import get_target
 from pipeline.finetune import registry
 from pipeline.finetune.lifecycle import ManifestMismatch, backend_hint, build_request, submit_or_attach
@@ -105,15 +104,13 @@ def fine_tune_job_not_stuck(context: dg.AssetCheckExecutionContext) -> dg.AssetC
     return stuck_check_result(stuck, live_jobs=len(live))
 
 
-with warnings.catch_warnings():  # partitioned checks are a Dagster preview; the sensor reports this one per target
-    warnings.simplefilter("ignore", dg.PreviewWarning)
-    fine_tune_job_not_stuck = dg.asset_check(
-        asset=fine_tune_job,
-        name=STUCK_CHECK,
-        partitions_def=target_partitions,
-        required_resource_keys={"store"},
-        description="Fails when the target's live fine-tune job is queued or silent past the limits (an alert, not a gate).",
-    )(fine_tune_job_not_stuck)
+# partitioned by target: the sensor reports this check per target
+fine_tune_job_not_stuck = target_check(
+    asset=fine_tune_job,
+    name=STUCK_CHECK,
+    required_resource_keys={"store"},
+    description="Fails when the target's live fine-tune job is queued or silent past the limits (an alert, not a gate).",
+)(fine_tune_job_not_stuck)
 
 
 def stuck_check_result(stuck: list[tuple[dict[str, Any], str]], live_jobs: int) -> dg.AssetCheckResult:

@@ -5,12 +5,10 @@ The checks are partitioned like the asset (one result per target in the UI). Dag
 silenced here, for these definitions only, on purpose.
 """
 
-import warnings
-
 import dagster as dg
 
 from pipeline.core.artifacts import read_manifest
-from pipeline.core.partitions import target_partitions
+from pipeline.core.partitions import target_check
 from pipeline.core.targets import get_target
 from pipeline.training_files import validate
 from pipeline.training_files.assets import training_file
@@ -18,9 +16,7 @@ from pipeline.training_files.assets import training_file
 
 def _blocking_check(fn):
     """A blocking, partitioned asset check on training_file (ERROR severity on failure)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.PreviewWarning)
-        return dg.asset_check(asset=training_file, blocking=True, partitions_def=target_partitions)(fn)
+    return target_check(asset=training_file, blocking=True)(fn)
 
 
 def _result(gate: validate.GateResult, version: str) -> dg.AssetCheckResult:
