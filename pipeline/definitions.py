@@ -20,7 +20,12 @@ from pipeline.finetune import (
     SentenceTransformersBackend,
 )
 from pipeline.ingest.assets import raw_interactions
-from pipeline.training_files import HUB_RESOURCE_KEY, TRAINING_FILE_ASSETS, TRAINING_FILE_CHECKS, hub_resource_from_env
+from pipeline.training_files import (
+    HUB_RESOURCE_KEY,
+    TRAINING_FILE_ASSETS,
+    TRAINING_FILE_CHECKS,
+    hub_resource_from_env,
+)
 
 # Validate targets.yaml at load: a malformed file fails the code location with its line and field.
 TARGETS = load_targets()

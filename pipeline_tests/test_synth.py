@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from pipeline.anonymize.checksums import iban_ok, luhn_ok
 from pipeline.core.contract import VALIDATORS, ContractError, latest_feedback, parse_line, record_key
 from pipeline.synth import iter_generated, iter_records, seed_command, write_jsonl
 from pipeline.synth.faults import EXPECTED_REASON, FAULTS
 from pipeline.synth.generate import EPISODES, main
 from pipeline.synth.page_builder import SECTION_TYPES
-from pipeline.anonymize.checksums import iban_ok, luhn_ok
 from pipeline.synth.pii import PII_KINDS
 from pipeline.synth.signals import TOPICS
 from pipeline.synth.world import ANCHOR_EPOCH, AVATARS, SPAN_S
@@ -237,7 +237,7 @@ def test_page_json_is_valid_about_95_percent_and_has_the_ten_section_types(good,
     validity = len(parsed) / len(pages)
     assert 0.92 <= validity <= 0.98, f"page JSON validity {validity:.1%}"
     used = set()
-    for page, doc in parsed:
+    for _page, doc in parsed:
         assert doc["version"] == "1.0" and doc["metadata"]["title"]
         used |= {s["type"] for s in doc["sections"]}
     assert used == set(SECTION_TYPES)

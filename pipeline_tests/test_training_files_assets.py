@@ -7,7 +7,14 @@ import pytest
 
 from pipeline.core.partitions import target_partitions
 from pipeline.training_files import HUB_RESOURCE_KEY, TRAINING_FILE_ASSETS, TRAINING_FILE_CHECKS, HubResource
-from pipeline_tests.training_files_helpers import example, pair, serve_fake_hub, write_examples, write_pairs, write_targets
+from pipeline_tests.training_files_helpers import (
+    example,
+    pair,
+    serve_fake_hub,
+    write_examples,
+    write_pairs,
+    write_targets,
+)
 
 # partition keys must be names of the project's targets.yaml; their settings come from this file
 TARGETS = """

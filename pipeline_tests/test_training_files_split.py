@@ -37,8 +37,8 @@ def test_no_conversation_or_prompt_on_both_sides():
     groups, prompts, tasks = _rows()
     validation = split_rows(groups, prompts, tasks, 0.1, seed=42)
     for keys in (groups, prompts):
-        train_keys = {k for k, v in zip(keys, validation) if not v}
-        validation_keys = {k for k, v in zip(keys, validation) if v}
+        train_keys = {k for k, v in zip(keys, validation, strict=True) if not v}
+        validation_keys = {k for k, v in zip(keys, validation, strict=True) if v}
         assert not train_keys & validation_keys
     assert 0.05 < validation.mean() < 0.15
 
@@ -49,7 +49,7 @@ def test_stratified_by_task():
     prompts = [key_hash(f"p{i}") for i in range(n)]
     tasks = ["big"] * 3000 + ["small"] * 900 + ["tiny"] * 100
     validation = split_rows(groups, prompts, tasks, 0.1, seed=1)
-    per_task = {t: int(sum(v for v, tt in zip(validation, tasks) if tt == t)) for t in ("big", "small", "tiny")}
+    per_task = {t: int(sum(v for v, tt in zip(validation, tasks, strict=True) if tt == t)) for t in ("big", "small", "tiny")}
     assert per_task == {"big": 300, "small": 90, "tiny": 10}
 
 

@@ -279,7 +279,9 @@ def _iban(rng: random.Random) -> str:
 
 
 def _phone(rng: random.Random) -> str:
-    d = lambda n: "".join(rng.choice(string.digits) for _ in range(n))
+    def d(n: int) -> str:
+        return "".join(rng.choice(string.digits) for _ in range(n))
+
     area = str(rng.randint(201, 989))
     line = f"01{d(2)}"
     return rng.choice(

@@ -208,7 +208,7 @@ def _feedback_value(kind: str, value: Any) -> Any:
     return value
 
 
-def normalize_rating(value: float | int) -> float:
+def normalize_rating(value: float) -> float:
     """A rating on 0..1. JSON integers are stars (1..5); fractions and floats ≤ 1 are already 0..1."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return (value - 1) / 4

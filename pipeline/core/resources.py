@@ -20,7 +20,7 @@ class StoreResource(dg.ConfigurableResource):
 
     _store: Any = PrivateAttr(default=None)
 
-    def get(self) -> "Store":
+    def get(self) -> Store:
         """The store, connected and with its schema created on first use (SQLAlchemy loads here, not at import)."""
         if self._store is None:
             from pipeline.core.store import Store

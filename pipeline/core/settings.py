@@ -42,7 +42,7 @@ def mask_url(url: str) -> str:
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy understands: show nothing secret
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy understands: show nothing secret
         return url.split("@")[-1] if "@" in url else url
 
 

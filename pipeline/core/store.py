@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pipeline.core.contract import Rejection, record_key
-from pipeline.core.jsonutil import canonical_json, now_iso, sha1  # noqa: F401 - re-exported for stages
+from pipeline.core.jsonutil import canonical_json, now_iso, sha1
 from pipeline.core.settings import mask_url, normalize_url
 
 metadata = sa.MetaData()

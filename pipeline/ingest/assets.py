@@ -1,8 +1,8 @@
 """`raw_interactions`: the validated, incremental view of the interaction source."""
 
-import dagster as dg
-
 from typing import TYPE_CHECKING
+
+import dagster as dg
 
 from pipeline.core import markdown
 from pipeline.core.resources import StoreResource

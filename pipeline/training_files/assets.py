@@ -25,7 +25,10 @@ PREVIEW_CHARS = 400
 )
 def training_file(context: dg.AssetExecutionContext, hf_hub: HubResource) -> dg.MaterializeResult:
     """Train/validation files in every format the target's backend takes: cleaned, split, versioned, costed."""
-    from pipeline.training_files.build import TrainingFileInputError, build_training_files  # numpy: at run time
+    from pipeline.training_files.build import (  # numpy: at run time
+        TrainingFileInputError,
+        build_training_files,
+    )
 
     target = get_target(context.partition_key)
     try:
