@@ -235,3 +235,19 @@ def test_an_unreadable_organization_record_counts_as_opted_out(store):
     report = ingest_increment(store, 0)
     assert report.quarantined == {"wrong_type": 1} and report.excluded_opt_out == {"interaction": 1}
     assert not _accepted(store) and report.balanced()
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("postgresql://flywheel:s3cret@db.internal:5432/prod", "postgresql+psycopg2://flywheel:***@db.internal:5432/prod"),
+        ("postgres://u:p%40ss@h/db", "postgresql+psycopg2://u:***@h/db"),
+        ("sqlite:////tmp/flywheel.db", "sqlite:////tmp/flywheel.db"),
+    ],
+)
+def test_source_url_is_normalized_and_its_password_masked(url, shown):
+    from pipeline.core.settings import mask_url, normalize_url
+
+    masked = mask_url(normalize_url(url))
+    assert masked == shown
+    assert "s3cret" not in masked and "p%40ss" not in masked
