@@ -27,11 +27,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pipeline.backends.base import FineTuneRequest, JobError, JobState, JobStatus
+from pipeline.core.artifacts import write_atomic
+from pipeline.core.jsonutil import now_iso
 
 #: trainer name -> "module:function"; a function is `train(request, job_dir, report) -> dict`.
 TRAINERS: dict[str, str] = {
@@ -54,16 +56,10 @@ DEFAULT_SLOTS = 1
 Report = Callable[[dict[str, Any]], None]
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
 # ------------------------------------------------------------------ files
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Readers see the old or the new file, never half of one (unique temp name per writer)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -109,8 +109,14 @@ BACKEND_FORMAT = {
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write a text file so readers see the old or the new content, never half of it."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write a text file so readers see the old or the new content, never half of it.
+
+    The temporary name is unique per process, so concurrent writers (a job's worker and the
+    sensor polling it) never write into each other's temporary file.
+    """
+    import os
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
 

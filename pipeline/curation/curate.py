@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from pipeline.core import store as st
 from pipeline.core.artifacts import EXAMPLE_COLUMNS, PAIR_COLUMNS, scored_dir
 from pipeline.core.contract import latest_feedback
+from pipeline.core.jsonutil import sha1
 from pipeline.core.targets import ScoringConfig, Target
 from pipeline.curation import dedup, pairs
 from pipeline.curation.scoring import SOURCE_RANK, Scored, score_interaction
@@ -363,7 +364,7 @@ def _write_pairs(out: _ParquetOut, rows: list[dict[str, Any]], seen: set[bytes],
         if not pairs.differs(row["chosen"], row["rejected"]):
             report.pairs_skipped["identical_sides"] += 1
             continue
-        key = pairs.sha1(f"{row['messages']}\x1f{row['chosen']}\x1f{row['rejected']}").encode()
+        key = sha1(f"{row['messages']}\x1f{row['chosen']}\x1f{row['rejected']}").encode()
         if key in seen:
             report.pairs_skipped["duplicate_pair"] += 1
             continue

@@ -17,15 +17,12 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from pipeline.core.jsonutil import sha1
 from pipeline.curation.dedup import normalize_text, prompt_parts
 
 POSITIVE_ACTIONS = ("saved", "snipped")
 NEGATIVE_ACTIONS = ("skipped",)
 ACCEPTED_OUTCOMES = ("accepted", "accepted_with_edits")
-
-
-def sha1(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
 def group_id(record: dict[str, Any]) -> str:

@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pipeline.core.jsonutil import canonical_json
+
 SFT_FORMATS = ("openai_chat", "trl_messages", "trl_prompt_completion", "instruction")
 DPO_FORMATS = ("openai_dpo", "trl_preference")
 EMBEDDING_FORMATS = ("embedding_triplets",)
@@ -131,7 +133,7 @@ def build(fmt: str, prepared: dict[str, Any]) -> dict[str, Any]:
 
 def dumps(record: dict[str, Any]) -> str:
     """One JSONL line: sorted keys, compact, UTF-8 kept (stable bytes for stable versions)."""
-    return json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return canonical_json(record)
 
 
 def _label(key: str) -> str:
