@@ -8,6 +8,7 @@ import dagster as dg
 
 from pipeline.core.partitions import target_partitions
 from pipeline.core.targets import get_target
+from pipeline.training_files.hub import examples_by_task_md
 from pipeline.training_files.resources import HubResource
 
 CODE_VERSION = "training_file-1"
@@ -95,12 +96,6 @@ def _push(context: dg.AssetExecutionContext, target, manifest: dict[str, Any], h
     pushed = hub.push(manifest, repo_id)
     context.log.info(f"pushed {manifest['dataset_version']} to {repo_id}: {pushed['commit_url']}")
     return pushed["commit_url"]
-
-
-def examples_by_task_md(by_task: dict[str, dict[str, int]]) -> str:
-    lines = ["| task | train | validation |", "|---|---:|---:|"]
-    lines += [f"| {task} | {n['train']:,} | {n['validation']:,} |" for task, n in by_task.items()]
-    return "\n".join(lines)
 
 
 def token_distribution_md(tokens: dict[str, Any]) -> str:

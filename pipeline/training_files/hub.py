@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pipeline.core import markdown
+
 CARD_TEMPLATE = """---
 {yaml}---
 
@@ -65,14 +67,18 @@ def _yaml_header(manifest: dict[str, Any]) -> str:
     return yaml.safe_dump(header, sort_keys=True)
 
 
+def examples_by_task_md(by_task: dict[str, dict[str, int]]) -> str:
+    """Examples per task and split, as a Markdown table (asset metadata and the dataset card)."""
+    return markdown.table(
+        [{"task": task, "train": f"{n['train']:,}", "validation": f"{n['validation']:,}"} for task, n in by_task.items()]
+    )
+
+
 def dataset_card(manifest: dict[str, Any]) -> str:
     """The README.md of the dataset repo: counts, score distribution, anonymization, date range."""
     counts, tokens, source = manifest["counts"], manifest["tokens"], manifest["source"]
     dropped = {k: v for k, v in counts["dropped"].items() if v}
-    by_task = "\n".join(
-        ["| task | train | validation |", "|---|---:|---:|"]
-        + [f"| {task} | {n['train']:,} | {n['validation']:,} |" for task, n in counts["by_task"].items()]
-    )
+    by_task = examples_by_task_md(counts["by_task"])
     scores = source.get("score_histogram") or {}
     score_table = "\n".join(["| score | examples |", "|---|---:|"] + [f"| {k} | {v:,} |" for k, v in scores.items()])
     dates = source.get("occurred_at") or {}
