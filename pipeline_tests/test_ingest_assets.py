@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.core.resources import StoreResource
 from pipeline.core.store import Store
-from pipeline.ingest.assets import QUARANTINE_CHECK, raw_interactions
+from pipeline.defs.raw_interactions import QUARANTINE_CHECK, raw_interactions
 from pipeline.ingest.importer import import_lines
 from pipeline_tests.ingest_helpers import feedback, interaction, jsonl, organization
 

@@ -16,10 +16,10 @@ import dagster as dg
 import pytest
 
 from pipeline.backends.base import FineTuneRequest, JobState
-from pipeline.backends.openai_backend import (
+from pipeline.backends.openai.backend import OpenAIBackend
+from pipeline.backends.openai.protocol import (
     FileProcessingError,
     JobNotSucceededError,
-    OpenAIBackend,
     OpenAIBackendError,
     is_our_job,
     job_status,
@@ -196,7 +196,7 @@ def test_is_our_job_uses_metadata_else_the_training_file():
 
 
 def test_importing_the_backend_does_not_import_the_sdk():
-    code = "import sys, pipeline.backends.openai_backend; print('openai' in sys.modules)"
+    code = "import sys, pipeline.backends.openai.backend; print('openai' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

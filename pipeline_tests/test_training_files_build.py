@@ -75,7 +75,7 @@ def test_sft_build_counts_add_up_and_drops_have_reasons():
     for fmt, splits in result.manifest["files"].items():
         assert len(read_jsonl(splits["train"])) == counts["train"], fmt
         assert len(read_jsonl(splits["validation"])) == counts["validation"], fmt
-    assert read_manifest(target.name) == result.manifest  # LATEST points at it
+    assert read_manifest(target.name, result.version) == result.manifest
     assert format_gate(result.manifest).passed
     assert uniqueness_gate(result.manifest).passed
     assert size_gate(result.manifest, min_examples=10, max_tokens=16_385).passed

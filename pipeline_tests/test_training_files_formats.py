@@ -7,9 +7,9 @@ import json
 import pytest
 
 from pipeline.training_files import formats
+from pipeline.training_files.format_rules import format_errors
 from pipeline.training_files.prepare import TOOL_PREFIX, prepare_example, prepare_pair
 from pipeline.training_files.tokens import TokenCounter, encoding_for_model
-from pipeline.training_files.validate import format_errors
 from pipeline_tests.training_files_helpers import example, pair
 
 COUNTER = TokenCounter("o200k_base")

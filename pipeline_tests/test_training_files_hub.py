@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.defs.resources import hub_resource as hub_resource_from_env
 from pipeline.training_files.build import build_training_files
-from pipeline.training_files.hub import dataset_card, push_dataset_version
-from pipeline.training_files.resources import HubResource, hub_resource_from_env
+from pipeline.training_files.dataset_card import dataset_card
+from pipeline.training_files.hub import HubResource, push_dataset_version
 from pipeline_tests.fakes.hf_hub_server import Response
 from pipeline_tests.training_files_helpers import example, make_target, serve_fake_hub, write_examples
 

@@ -19,24 +19,23 @@ def _modules_after(code: str) -> set[str]:
 def test_pure_modules_import_neither_dagster_nor_heavy_libraries():
     loaded = _modules_after(
         "import pipeline.training_files.build, pipeline.training_files.formats, pipeline.training_files.split, "
-        "pipeline.training_files.tokens, pipeline.training_files.validate, pipeline.training_files.hub"
+        "pipeline.training_files.tokens, pipeline.training_files.validate, pipeline.training_files.dataset_card"
     )
     assert not loaded & {*HEAVY, "dagster"}
 
 
-def test_dagster_exports_import_no_heavy_library():
+def test_dagster_wrappers_import_no_heavy_library():
     loaded = _modules_after(
-        "from pipeline.training_files import TRAINING_FILE_ASSETS, TRAINING_FILE_CHECKS, HUB_RESOURCE_KEY, "
-        "HubResource, hub_resource_from_env"
+        "import pipeline.defs.training_file, pipeline.defs.training_file_checks, pipeline.defs.hub_dataset"
     )
     assert "dagster" in loaded and not loaded & set(HEAVY)
 
 
-def test_exports():
-    import pipeline.training_files as tf
+def test_wrappers_follow_house_rules():
+    from pipeline.defs.training_file import training_file
+    from pipeline_tests.defs_helpers import checks_in
 
-    assert [a.key.to_user_string() for a in tf.TRAINING_FILE_ASSETS] == ["training_file"]
-    assert len(tf.TRAINING_FILE_CHECKS) == 4 and tf.HUB_RESOURCE_KEY == "hf_hub"
-    spec = tf.TRAINING_FILE_ASSETS[0].specs_by_key[tf.TRAINING_FILE_ASSETS[0].key]
+    checks = checks_in("training_file_checks")
+    spec = training_file.specs_by_key[training_file.key]
     assert spec.group_name == "training" and spec.owners == ["team:ml-platform"] and spec.code_version
-    assert all(check.check_specs and next(iter(check.check_specs)).blocking for check in tf.TRAINING_FILE_CHECKS)
+    assert len(checks) == 4 and all(next(iter(check.check_specs)).blocking for check in checks)

@@ -7,13 +7,11 @@ import json
 import pytest
 
 from pipeline.training_files import validate
+from pipeline.training_files.format_rules import chat_format_errors, dpo_format_errors, format_errors
 from pipeline.training_files.validate import (
-    chat_format_errors,
     cost_gate,
-    dpo_format_errors,
     estimate_cost,
     estimate_epochs,
-    format_errors,
     format_gate,
     size_gate,
     uniqueness_gate,

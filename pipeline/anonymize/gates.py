@@ -10,7 +10,6 @@ import json
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -19,17 +18,11 @@ from pipeline.anonymize.records import ANONYMIZED_EXAMPLE_COLUMNS, ANONYMIZED_PA
 from pipeline.anonymize.residual import KINDS, redacted_context, scan
 from pipeline.core.artifacts import ID_COLUMNS
 from pipeline.core.contract import MAX_TEXT_CHARS
+from pipeline.core.gates import GateResult
 
 EXAMPLE_TEXT_COLUMNS = ("system_prompt", "messages", "response", "completion", "context")
 PAIR_TEXT_COLUMNS = ("system_prompt", "messages", "chosen", "rejected")
 SAMPLES = 5
-
-
-@dataclass
-class GateResult:
-    passed: bool
-    description: str
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def _texts(df: pd.DataFrame, columns: tuple[str, ...]):

@@ -1,16 +1,22 @@
 """The interface every fine-tune backend implements, and the job records they share.
 
-A backend is a `dg.ConfigurableResource` with four methods. `submit` must return quickly: long
-training never blocks a Dagster step. The `fine_tune_job` asset submits and records the job in
-the model registry; the job-status sensor calls `status` until the job ends, then `result`.
+A backend is a `dg.ConfigurableResource`. Two kinds, one interface:
 
-`submit` is idempotent per (target, dataset version): a second call for a version that already
-has a live or succeeded job returns that job instead of paying twice.
+- **hosted** (OpenAI, Hugging Face Jobs): `submit` returns as soon as the provider accepted the
+  job; the job-status sensor calls `status` until it ends, then `result`. A step never waits on
+  an outside service.
+- **local** (`trains_locally`: sentence-transformers, Hugging Face on this machine): `train` runs
+  the training in the calling Dagster step (compute, not waiting) and returns its final status;
+  the step's pool, retry policy and run termination govern it.
+
+Both are idempotent per (target, dataset version, settings): a version that already has a live
+or succeeded job is re-attached instead of trained (and paid) twice.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -92,11 +98,23 @@ class TrainedModel:
 
 
 class FineTuneBackend(dg.ConfigurableResource, ABC):
-    """submit / status / cancel / result: the whole contract between Flywheel and a trainer."""
+    """validate / submit or train / status / cancel / result: the whole contract between Flywheel and a trainer."""
 
     @property
     @abstractmethod
     def name(self) -> str: ...
+
+    @property
+    def trains_locally(self) -> bool:
+        """True when `train` runs the job in the calling step; False when `submit` hands it to a provider."""
+        return False
+
+    def validate(self, request: FineTuneRequest) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Fail early, with the reason, on what would fail the job later (hyper-parameters, files, model)."""
+
+    def train(self, request: FineTuneRequest, on_progress: Callable[[JobStatus], None] | None = None) -> JobStatus:
+        """Local backends: train here and return the succeeded status (raises after recording a failure)."""
+        raise NotImplementedError(f"the {self.name} backend is hosted: it submits jobs, it does not train in a step")
 
     @abstractmethod
     def submit(self, request: FineTuneRequest) -> JobStatus:

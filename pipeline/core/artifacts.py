@@ -9,8 +9,8 @@ pandas or DuckDB, and the paths are in each asset's metadata.
       <target>/
         scored/examples.parquet           scored_examples: one row per kept example (EXAMPLE_COLUMNS)
         scored/pairs.parquet              scored_examples: preference / contrastive pairs (PAIR_COLUMNS)
-        anonymized/examples.parquet       anonymized_dataset: same columns, ids stripped, text redacted
-        anonymized/pairs.parquet
+        anonymized/<version>/examples.parquet  anonymized_dataset: same columns, ids stripped, text redacted;
+        anonymized/<version>/pairs.parquet     <version> is a hash of the two files' bytes
         <dataset_version>/                training_file: train/validation files per format + manifest.json
         jobs/<job_id>/                    local fine-tune jobs: request, status, logs, the model
 """
@@ -70,6 +70,34 @@ def anonymized_dir(target: str) -> Path:
     return _sub(target, "anonymized")
 
 
+def anonymized_version_dir(target: str, version: str) -> Path:
+    path = anonymized_dir(target) / version
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def seal_anonymized_version(target: str, staging: Path) -> tuple[str, Path]:
+    """Name a staged anonymized version by the hash of its files and move it into place.
+
+    Equal content gives the same version (and keeps the folder already there); the checks and
+    `training_file` read `anonymized/<version>/`, never a file a later run may overwrite.
+    """
+    import hashlib
+    import shutil
+
+    digest = hashlib.sha256()
+    for name in ("examples.parquet", "pairs.parquet"):
+        digest.update(name.encode())
+        digest.update((staging / name).read_bytes())
+    version = f"anon-{digest.hexdigest()[:16]}"
+    final = anonymized_dir(target) / version
+    if final.exists():
+        shutil.rmtree(staging)
+    else:
+        staging.replace(final)
+    return version, final
+
+
 def dataset_dir(target: str, version: str) -> Path:
     return _sub(target, version)
 
@@ -86,8 +114,10 @@ def _sub(target: str, name: str) -> Path:
 
 # ---------------------------------------------------------------- dataset versions (training_file)
 #
-# training_file writes FLYWHEEL_HOME/<target>/<version>/manifest.json, then points
-# FLYWHEEL_HOME/<target>/LATEST at the version (written last, atomically). A manifest:
+# training_file writes FLYWHEEL_HOME/<target>/<version>/manifest.json and reports the version as
+# its data version; which version downstream stages use is what Dagster recorded (the latest
+# materialization whose blocking checks passed, see pipeline/defs/gate_status.py), not a pointer
+# file. A manifest:
 #
 #   {"target", "dataset_version", "method", "backend", "base_model",
 #    "backend_format": the key of `files` the target's backend trains on,
@@ -122,26 +152,18 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def write_manifest(target: str, version: str, manifest: dict) -> Path:
-    """Write the version's manifest, then move the target's LATEST pointer to it."""
+    """Write the version's manifest (the last file of a version: its presence means the version is complete)."""
     import json
 
     path = dataset_dir(target, version) / "manifest.json"
     write_atomic(path, json.dumps(manifest, indent=2, sort_keys=True))
-    write_atomic(target_dir(target) / "LATEST", version)
     return path
 
 
-def read_manifest(target: str, version: str | None = None) -> dict:
-    """The manifest of a dataset version (the latest when `version` is None)."""
+def read_manifest(target: str, version: str) -> dict:
+    """The manifest of one dataset version of a target."""
     import json
 
-    if version is None:
-        pointer = target_dir(target) / "LATEST"
-        if not pointer.exists():
-            raise FileNotFoundError(
-                f"target {target!r} has no training file yet: materialize training_file for it first"
-            )
-        version = pointer.read_text(encoding="utf-8").strip()
     path = target_dir(target) / version / "manifest.json"
     if not path.exists():
         raise FileNotFoundError(f"no manifest for {target!r} version {version!r} at {path}")

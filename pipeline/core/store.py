@@ -20,8 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from pipeline.core.canonical import canonical_json, now_iso, sha1
 from pipeline.core.contract import Rejection, record_key
-from pipeline.core.jsonutil import canonical_json, now_iso, sha1
 from pipeline.core.settings import mask_url, normalize_url
 
 metadata = sa.MetaData()

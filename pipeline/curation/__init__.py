@@ -1,4 +1,4 @@
-"""Curation: accepted interactions → scored examples (labels, dedup) and preference pairs per target.
+"""Curation: per-target scores, labels, near-duplicate collapse and preference pairs (`curate_target`).
 
-Wire with `from pipeline.curation.assets import CURATION_ASSETS`.
+The `scored_examples` asset is in `pipeline/defs/scored_examples.py`.
 """

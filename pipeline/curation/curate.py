@@ -29,8 +29,8 @@ import sqlalchemy as sa
 
 from pipeline.core import store as st
 from pipeline.core.artifacts import EXAMPLE_COLUMNS, PAIR_COLUMNS, scored_dir
+from pipeline.core.canonical import sha1
 from pipeline.core.contract import latest_feedback
-from pipeline.core.jsonutil import sha1
 from pipeline.core.targets import ScoringConfig, Target
 from pipeline.curation import dedup, pairs
 from pipeline.curation.scoring import SOURCE_RANK, Scored, score_interaction

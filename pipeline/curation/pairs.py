@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from pipeline.core.jsonutil import sha1
+from pipeline.core.canonical import sha1
 from pipeline.curation.dedup import normalize_text, prompt_parts
 
 POSITIVE_ACTIONS = ("saved", "snipped")

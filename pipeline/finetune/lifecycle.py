@@ -1,6 +1,7 @@
 """The life of a fine-tune job, backend-agnostic: submit or re-attach, poll, alert when stuck, cancel.
 
-The `fine_tune_job` asset calls `submit_or_attach`; the job-status sensor calls `poll_jobs`;
+The `fine_tune_job` asset's `submit_hosted` step calls `submit_or_attach` (local backends train in
+its `train_locally` step instead); the job-status sensor calls `poll_jobs` for hosted jobs;
 `wait_for_jobs` runs the sensor's logic in a loop for scripts (the demo); `cancel_job` backs the
 cancel job and the CLI. Backends are looked up by name (`openai`, `huggingface`,
 `sentence_transformers`) in a mapping, so nothing here knows one backend from another.
@@ -9,13 +10,14 @@ cancel job and the CLI. Backends are looked up by name (`openai`, `huggingface`,
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.backends.base import FineTuneBackend, FineTuneRequest, JobState, JobStatus
 from pipeline.core.artifacts import BACKEND_FORMAT
+from pipeline.core.canonical import now_iso
 from pipeline.core.store import Store
 from pipeline.core.targets import Target
 from pipeline.finetune import registry
@@ -138,11 +140,35 @@ def poll_jobs(
     return report
 
 
-def cancel_job(store: Store, backend: FineTuneBackend, job_id: str) -> JobStatus:
-    """Cancel a job at its backend and record the outcome in the registry."""
+def cancel_job(
+    store: Store,
+    backend: FineTuneBackend,
+    job_id: str,
+    *,
+    terminate_run: Callable[[str], bool] | None = None,
+) -> JobStatus:
+    """Cancel a job and record the outcome in the registry.
+
+    A hosted job is cancelled at its provider. A job trained in a Dagster step is cancelled by
+    terminating its run (`terminate_run(run_id)`, the instance's run coordinator): the step records
+    `cancelled` as it stops. If that run is already over, the row is marked cancelled here.
+    """
     row = registry.get_job(store, job_id)
     if row is not None and row["backend"] != backend.name:
         raise ValueError(f"job {job_id} belongs to backend {row['backend']!r}, not {backend.name!r}")
+    if row is not None and registry.trained_in_step(row):
+        current = status_of(row)
+        if current.terminal:
+            return current
+        run_id = (row["details"].get("backend_details") or {}).get("run_id")
+        if run_id and terminate_run is not None and terminate_run(run_id):
+            current.events.append({"at": now_iso(), "kind": "cancelling", "message": f"terminating run {run_id}"})
+            return status_of(registry.record_job(store, current))
+        current.state = JobState.CANCELLED
+        current.finished_at = now_iso()
+        current.events.append({"at": now_iso(), "kind": "cancelled",
+                               "message": f"cancelled on request; its run {run_id or '(unknown)'} was not running"})
+        return status_of(registry.record_job(store, current))
     status = backend.cancel(job_id)
     if row is not None:
         registry.record_job(store, status)
@@ -158,7 +184,7 @@ def wait_for_jobs(
     max_queued_s: float = 3600.0,
     max_silent_s: float = 3600.0,
 ) -> list[JobStatus]:
-    """Poll like the sensor until no job is live or `timeout_s` passes; the last status of each job seen."""
+    """Poll hosted jobs like the sensor until none is live or `timeout_s` passes; the last status of each seen."""
     deadline = time.monotonic() + timeout_s
     seen: dict[str, JobStatus] = {}
     while True:

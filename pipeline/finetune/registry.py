@@ -149,18 +149,27 @@ def list_jobs(store: Store, target: str | None = None, *, live_only: bool = Fals
         return [_decode(r) for r in conn.execute(query.order_by(model_registry.c.created_at.desc()))]
 
 
+def trained_in_step(row: dict[str, Any]) -> bool:
+    """Whether a Dagster step trained this job (local backends): its step reports it, no sensor polls it."""
+    return bool(((row.get("details") or {}).get("backend_details") or {}).get("in_step"))
+
+
 def list_live(store: Store) -> list[dict[str, Any]]:
-    """Jobs that are not terminal: the ones the status sensor polls."""
-    return list_jobs(store, live_only=True)
+    """Hosted jobs that are not terminal: the ones the status sensor polls."""
+    return [row for row in list_jobs(store, live_only=True) if not trained_in_step(row)]
 
 
 def list_ended_since(store: Store, since: str | None) -> list[dict[str, Any]]:
-    """Terminal jobs whose row changed at or after `since` (all when None), oldest change first."""
+    """Hosted jobs that ended and whose row changed at or after `since` (all when None), oldest change first.
+
+    Jobs trained in a step are left out: their step's own materialization reported their end.
+    """
     query = sa.select(model_registry).where(model_registry.c.status.not_in(LIVE_STATES))
     if since is not None:
         query = query.where(model_registry.c.updated_at >= since)
     with store.engine.connect() as conn:
-        return [_decode(r) for r in conn.execute(query.order_by(model_registry.c.updated_at, model_registry.c.job_id))]
+        rows = [_decode(r) for r in conn.execute(query.order_by(model_registry.c.updated_at, model_registry.c.job_id))]
+    return [row for row in rows if not trained_in_step(row)]
 
 
 def _age_s(since: str | None, now: datetime) -> float:

@@ -6,8 +6,6 @@ import os
 
 #: the asset check the job-status sensor reports when a job is stuck
 STUCK_CHECK = "fine_tune_job_not_stuck"
-#: backends by name; each is the Dagster resource `<name>_backend`
-BACKEND_NAMES = ("openai", "huggingface", "sentence_transformers")
 
 DEFAULT_POLL_SECONDS = 60
 DEFAULT_MAX_QUEUED_MINUTES = 120.0  # OpenAI queues can hold a job for an hour or more

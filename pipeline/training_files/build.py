@@ -76,13 +76,19 @@ def backend_format(target: Target) -> str:
     return BACKEND_FORMAT[key]
 
 
-def build_training_files(target: Target, *, batch_rows: int = BATCH_ROWS) -> BuildResult:
-    """Write the target's dataset version (files + manifest) and return it."""
+def build_training_files(
+    target: Target, *, source_dir: Path | None = None, batch_rows: int = BATCH_ROWS
+) -> BuildResult:
+    """Write the target's dataset version (files + manifest) from the anonymized tables in `source_dir`.
+
+    `source_dir` is the anonymized version the gates approved (`anonymized/<version>/`); the
+    default, `anonymized/` itself, serves callers that write the tables there directly.
+    """
     import pyarrow.parquet as pq
 
     kind = input_kind(target.method)
     spec = EXAMPLE_INPUT if kind == "examples" else PAIR_INPUT
-    source = anonymized_dir(target.name) / f"{kind}.parquet"
+    source = (Path(source_dir) if source_dir else anonymized_dir(target.name)) / f"{kind}.parquet"
     if not source.exists():
         raise TrainingFileInputError(
             f"{source} does not exist: materialize anonymized_dataset for target {target.name!r} first"

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pipeline.core.jsonutil import canonical_json
+from pipeline.core.canonical import canonical_json
 
 SFT_FORMATS = ("openai_chat", "trl_messages", "trl_prompt_completion", "instruction")
 DPO_FORMATS = ("openai_dpo", "trl_preference")

@@ -1,12 +1,17 @@
-"""The `anonymized_dataset` asset: a thin Dagster wrapper around `dataset.anonymize_tables`."""
+"""The `anonymized_dataset` asset: a thin Dagster wrapper around `anonymize.dataset.anonymize_tables`.
+
+Each materialization writes a content-addressed version, `FLYWHEEL_HOME/<target>/anonymized/<version>/`,
+and reports that version as its data version: the blocking checks read exactly those files, and
+`training_file` reads a version only after `gate_status` found every check passed on it.
+"""
 
 from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from pipeline.core.artifacts import PAIR_COLUMNS, anonymized_dir, scored_dir
-from pipeline.core.partitions import target_partitions
+from pipeline.core.artifacts import PAIR_COLUMNS, anonymized_version_dir, scored_dir, seal_anonymized_version
 from pipeline.core.resources import StoreResource
+from pipeline.defs.partitions import target_partitions
 
 if TYPE_CHECKING:  # pandas loads when the step runs, not when the code location loads
     import pandas as pd
@@ -64,9 +69,10 @@ def anonymized_dataset(
     with RedactionPool(workers=config.workers, chunk_groups=config.chunk_groups) as pool:
         result = anonymize_tables(examples, pairs, opted_out, pool.redact, preview_rows=config.preview_rows)
 
-    out = anonymized_dir(target)
-    write_parquet_atomic(result.examples, out / "examples.parquet")
-    write_parquet_atomic(result.pairs, out / "pairs.parquet")
+    staging = anonymized_version_dir(target, f".staging-{context.run_id}")
+    write_parquet_atomic(result.examples, staging / "examples.parquet")
+    write_parquet_atomic(result.pairs, staging / "pairs.parquet")
+    version, out = seal_anonymized_version(target, staging)
     removed = result.example_counts.removed + result.pair_counts.removed
     context.log.info(
         f"{target}: {result.example_counts.rows_out}/{result.example_counts.rows_in} examples and "
@@ -74,7 +80,9 @@ def anonymized_dataset(
         f"{sum(result.entities.values())} entities replaced in {result.seconds:.1f}s"
     )
     return dg.MaterializeResult(
+        data_version=dg.DataVersion(version),
         metadata={
+            "anonymized_version": version,
             "rows_in": result.example_counts.rows_in,
             "rows_out": result.example_counts.rows_out,
             "pairs_in": result.pair_counts.rows_in,
@@ -102,4 +110,3 @@ def anonymized_dataset(
     )
 
 
-ANONYMIZE_ASSETS = [anonymized_dataset]

@@ -1,6 +1,7 @@
-"""`fine_tune_job_status_sensor`: polls live fine-tune jobs so no Dagster step waits on training.
+"""`fine_tune_job_status_sensor`: polls live hosted fine-tune jobs so no Dagster step waits on a provider.
 
-Every tick it asks each live job's backend for its status and updates the model registry
+Jobs trained in a Dagster step (local backends) are not polled: their step reports them. Every
+tick it asks each live hosted job's backend for its status and updates the model registry
 (metrics, events, checkpoints, trained tokens, cost, error). A job that ended is reported as a new
 materialization of its `fine_tune_job` partition, carrying the final model, metrics and cost, or
 the error's code, message and param. A job stuck in a queue or silent past the limits is logged
@@ -15,17 +16,18 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from pipeline.backends.base import FineTuneBackend
+from pipeline.backends.resource import FineTuneBackends
 from pipeline.core.resources import StoreResource
-from pipeline.core.store import Store
-from pipeline.finetune import registry
-from pipeline.finetune.assets import job_metadata
-from pipeline.finetune.lifecycle import poll_jobs
+from pipeline.defs.fine_tune_job import job_metadata
 from pipeline.finetune.settings import STUCK_CHECK, poll_seconds, stuck_limits
+
+if TYPE_CHECKING:  # SQLAlchemy loads when a tick runs, not when the code location loads
+    from pipeline.core.store import Store
 
 ASSET_KEY = dg.AssetKey("fine_tune_job")
 
@@ -76,7 +78,7 @@ def stuck_evaluation(row: dict[str, Any], reason: str | None) -> dg.AssetCheckEv
 
 
 def evaluate_tick(
-    store: Store,
+    store: "Store",
     backends: Mapping[str, FineTuneBackend],
     cursor: dict[str, Any] | None,
     *,
@@ -86,6 +88,9 @@ def evaluate_tick(
     now: datetime | None = None,
 ) -> TickOutcome:
     """One sensor tick without Dagster: poll, then the events to report and the next cursor."""
+    from pipeline.finetune import registry
+    from pipeline.finetune.lifecycle import poll_jobs
+
     out = TickOutcome()
     report = poll_jobs(store, backends, max_queued_s=max_queued_s, max_silent_s=max_silent_s, now=now)
     for job_id, why in report.errors:
@@ -142,27 +147,20 @@ def build_fine_tune_job_status_sensor(
         name=name,
         minimum_interval_seconds=minimum_interval_seconds or poll_seconds(),
         default_status=default_status,
-        description="Polls live fine-tune jobs, records them in the model registry, reports ended jobs as "
-                    "fine_tune_job materializations and stuck jobs as a failing check.",
+        description="Polls live hosted fine-tune jobs (OpenAI, Hugging Face Jobs), records them in the model "
+                    "registry, reports ended jobs as fine_tune_job materializations and stuck jobs as a failing check.",
     )
     def _sensor(
         context: dg.SensorEvaluationContext,
         store: StoreResource,
-        openai_backend: FineTuneBackend,
-        huggingface_backend: FineTuneBackend,
-        sentence_transformers_backend: FineTuneBackend,
+        backends: FineTuneBackends,
     ) -> dg.SensorResult:
-        from pipeline.core.partitions import target_partitions
+        from pipeline.defs.partitions import target_partitions
 
         queued_default, silent_default = stuck_limits()
-        backends = {
-            "openai": openai_backend,
-            "huggingface": huggingface_backend,
-            "sentence_transformers": sentence_transformers_backend,
-        }
         outcome = evaluate_tick(
             store.get(),
-            backends,
+            backends.as_mapping(),
             parse_cursor(context.cursor),
             targets=set(target_partitions.get_partition_keys()),
             max_queued_s=max_queued_s or queued_default,

@@ -4,8 +4,8 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from pipeline.core.partitions import target_partitions
 from pipeline.core.resources import StoreResource
+from pipeline.defs.partitions import target_partitions
 
 if TYPE_CHECKING:  # numpy and pyarrow load when the asset runs, not when the definitions load
     from pipeline.curation.curate import CurationReport
@@ -66,4 +66,3 @@ def scored_metadata(report: "CurationReport", export_threshold: float) -> dict[s
     return metadata
 
 
-CURATION_ASSETS = [scored_examples]

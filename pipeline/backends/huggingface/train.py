@@ -1,6 +1,6 @@
 """The Hugging Face trainer: LoRA fine-tuning with TRL's SFTTrainer or DPOTrainer, on the GPU or the CPU.
 
-`train(request, job_dir, report)` is what the local job worker (`local_jobs`, trainer name
+`train(request, job_dir, report)` is what the `train_locally` step (through `local_training`, trainer name
 `"huggingface"`) and the remote Jobs entry point (`hf_remote`) call. It
 
 1. reads the TRL-format training file (`trl_messages` for SFT, `trl_preference` for DPO),
@@ -30,230 +30,25 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import shutil
-from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pipeline.backends.base import FineTuneRequest
+from pipeline.backends.huggingface.config import (
+    ADAPTER_DIR,
+    CHECKPOINTS_DIR,
+    TRAINING_CONFIG_FILE,
+    HFHyperparameters,
+    HFOptions,
+)
+from pipeline.backends.huggingface.publishing import push_to_hub
+from pipeline.backends.huggingface.rows import LoadedRows, read_jsonl_rows, sft_records
 
 Report = Callable[[dict[str, Any]], None]
-
-OPTIONS_FILE = "hf_options.json"
-TRAINING_CONFIG_FILE = "flywheel_training.json"
-CHECKPOINTS_DIR = "checkpoints"
-ADAPTER_DIR = "model"
-ROLES = {"system", "user", "assistant", "tool"}
-
-
-# ------------------------------------------------------------------ hyper-parameters
-@dataclass
-class HFHyperparameters:
-    """The target's `hyperparameters` for the huggingface backend (unknown keys are an error)."""
-
-    max_steps: int = -1  # > 0 overrides num_train_epochs
-    num_train_epochs: float = 1.0
-    per_device_train_batch_size: int = 2
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 2e-4
-    lr_scheduler_type: str = "linear"
-    warmup_steps: float = 0  # a fraction < 1 is a share of the total steps
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    max_length: int = 1024
-    lora_r: int = 16
-    lora_alpha: int | None = None  # default: 2 * lora_r
-    lora_dropout: float = 0.05
-    lora_target_modules: str | list[str] = "all-linear"
-    beta: float = 0.1  # DPO
-    loss_type: str = "sigmoid"  # DPO loss
-    loss_on: str = "final_assistant"  # SFT: final_assistant | assistant
-    save_steps: int = 50
-    save_total_limit: int = 2
-    logging_steps: int = 1
-    activation_checkpointing: bool = False  # a.k.a. gradient checkpointing: less memory, slower
-    max_eval_rows: int = 0  # evaluate on at most this many validation rows (0: all); keeps CPU runs short
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any] | None) -> HFHyperparameters:
-        values = dict(values or {})
-        if "target_modules" in values and "lora_target_modules" not in values:
-            values["lora_target_modules"] = values.pop("target_modules")
-        if "gradient_checkpointing" in values and "activation_checkpointing" not in values:
-            values["activation_checkpointing"] = values.pop("gradient_checkpointing")
-        if "epochs" in values and "num_train_epochs" not in values:
-            values["num_train_epochs"] = values.pop("epochs")
-        if "batch_size" in values and "per_device_train_batch_size" not in values:
-            values["per_device_train_batch_size"] = values.pop("batch_size")
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ValueError(
-                f"unknown huggingface hyper-parameter(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(known))}"
-            )
-        hp = cls(**values)
-        hp._validate()
-        return hp
-
-    def _validate(self) -> None:
-        problems = []
-        if self.max_steps == 0 or self.max_steps < -1:
-            problems.append(f"max_steps must be > 0 (or -1 to use num_train_epochs), got {self.max_steps}")
-        if self.max_steps == -1 and not self.num_train_epochs > 0:
-            problems.append(f"num_train_epochs must be > 0, got {self.num_train_epochs}")
-        for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "lora_r",
-                     "save_steps", "logging_steps", "save_total_limit"):
-            if int(getattr(self, name)) < 1:
-                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.learning_rate > 0:
-            problems.append(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.loss_on not in ("final_assistant", "assistant"):
-            problems.append(f"loss_on must be final_assistant or assistant, got {self.loss_on!r}")
-        if not self.beta > 0:
-            problems.append(f"beta must be > 0, got {self.beta}")
-        if problems:
-            raise ValueError("invalid huggingface hyper-parameters: " + "; ".join(problems))
-
-    @property
-    def alpha(self) -> int:
-        return int(self.lora_alpha if self.lora_alpha is not None else 2 * self.lora_r)
-
-
-@dataclass
-class HFOptions:
-    """What the backend asks beyond training: merge the adapter, push the result to the Hub."""
-
-    merge_adapters: bool = False
-    push_to_hub_repo: str | None = None
-    hub_private: bool = True
-    endpoint: str | None = None
-
-    @classmethod
-    def read(cls, job_dir: Path) -> HFOptions:
-        path = Path(job_dir) / OPTIONS_FILE
-        if not path.exists():
-            return cls()
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return cls(**{k: v for k, v in data.items() if k in {f.name for f in fields(cls)}})
-
-    def write(self, job_dir: Path) -> Path:
-        path = Path(job_dir) / OPTIONS_FILE
-        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True), encoding="utf-8")
-        return path
-
-
-# ------------------------------------------------------------------ reading training files
-@dataclass
-class LoadedRows:
-    rows: list[dict[str, Any]]
-    read: int = 0
-    dropped: Counter = field(default_factory=Counter)
-
-    def counts(self) -> dict[str, Any]:
-        return {"rows_read": self.read, "rows_valid": len(self.rows), "rows_dropped": dict(self.dropped)}
-
-
-def read_jsonl_rows(path: str | Path, method: str) -> LoadedRows:
-    """Parse a TRL training file; each malformed line is dropped and counted under its reason."""
-    validate = _sft_row if method == "sft" else _dpo_row if method == "dpo" else None
-    if validate is None:
-        raise ValueError(f"the huggingface backend trains sft or dpo, not {method!r}")
-    loaded = LoadedRows(rows=[])
-    with Path(path).open(encoding="utf-8") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            loaded.read += 1
-            try:
-                record = json.loads(line)
-            except ValueError:
-                loaded.dropped["invalid_json"] += 1
-                continue
-            row, reason = validate(record)
-            if row is None:
-                loaded.dropped[reason] += 1
-            else:
-                loaded.rows.append(row)
-    return loaded
-
-
-def _messages(value: Any) -> tuple[list[dict[str, str]] | None, str]:
-    if not isinstance(value, list) or not value:
-        return None, "missing_messages_list"
-    out = []
-    for m in value:
-        if not isinstance(m, dict) or "role" not in m or "content" not in m:
-            return None, "message_missing_key"
-        if m["role"] not in ROLES:
-            return None, "unrecognized_role"
-        if not isinstance(m["content"], str) or not m["content"].strip():
-            return None, "missing_content"
-        out.append({"role": m["role"], "content": m["content"]})
-    return out, ""
-
-
-def _sft_row(record: Any) -> tuple[dict[str, Any] | None, str]:
-    if not isinstance(record, dict):
-        return None, "data_type"
-    if "messages" in record:
-        messages, reason = _messages(record["messages"])
-    elif "prompt" in record and "completion" in record:  # trl_prompt_completion is accepted too
-        prompt, reason = _messages(record["prompt"])
-        completion, reason2 = _messages(record["completion"])
-        messages = prompt + completion if prompt and completion else None
-        reason = reason or reason2
-    else:
-        return None, "missing_messages_list"
-    if messages is None:
-        return None, reason
-    if not any(m["role"] == "user" for m in messages):
-        return None, "example_missing_user_message"
-    if messages[-1]["role"] != "assistant":
-        return None, "example_missing_assistant_message"
-    return {"messages": messages}, ""
-
-
-def _dpo_row(record: Any) -> tuple[dict[str, Any] | None, str]:
-    if not isinstance(record, dict) or not all(k in record for k in ("prompt", "chosen", "rejected")):
-        return None, "missing_preference_keys"
-    prompt = record["prompt"]
-    if isinstance(prompt, str):
-        if not prompt.strip():
-            return None, "missing_content"
-        chosen, rejected = record["chosen"], record["rejected"]
-        if not all(isinstance(x, str) and x.strip() for x in (chosen, rejected)):
-            return None, "missing_content"
-        row = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
-        return (row, "") if chosen != rejected else (None, "chosen_equals_rejected")
-    prompt_messages, reason = _messages(prompt)
-    if prompt_messages is None:
-        return None, reason
-    answers = []
-    for key in ("chosen", "rejected"):
-        value = record[key]
-        if isinstance(value, str):
-            value = [{"role": "assistant", "content": value}]
-        messages, reason = _messages(value)
-        if messages is None:
-            return None, reason
-        if messages[-1]["role"] != "assistant":
-            return None, "example_missing_assistant_message"
-        answers.append(messages)
-    if answers[0] == answers[1]:
-        return None, "chosen_equals_rejected"
-    return {"prompt": prompt_messages, "chosen": answers[0], "rejected": answers[1]}, ""
-
-
-def sft_records(rows: Iterable[dict[str, Any]], loss_on: str) -> list[dict[str, Any]]:
-    """Rows as TRL wants them: conversations (`assistant`) or prompt + final answer (`final_assistant`)."""
-    if loss_on == "assistant":
-        return [{"messages": r["messages"]} for r in rows]
-    return [{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]} for r in rows]
 
 
 # ------------------------------------------------------------------ progress
@@ -374,7 +169,7 @@ def prepare_run(
     import torch
     from peft import LoraConfig
 
-    from pipeline.backends import hf_models
+    from pipeline.backends.huggingface import models as hf_models
 
     torch.manual_seed(request.seed)
     device = hf_models.default_device()
@@ -524,7 +319,7 @@ def run_training(
 def _sft_trainer(model, tokenizer, hp, common, lora, train_rows, eval_rows, callbacks):
     from trl import SFTConfig, SFTTrainer
 
-    from pipeline.backends import hf_models
+    from pipeline.backends.huggingface import models as hf_models
 
     loss_on, notes = hp.loss_on, {}
     if loss_on == "assistant":
@@ -584,65 +379,6 @@ def merge_adapter(peft_model: Any, tokenizer: Any, out_dir: Path, config: dict[s
     )
     return out_dir
 
-
-# ------------------------------------------------------------------ Hub
-def model_card(request: FineTuneRequest, config: dict[str, Any], merged: bool) -> Any:
-    """A model card: what it was trained from, how, and its training metrics."""
-    from huggingface_hub import ModelCard, ModelCardData
-
-    base = config["base_model"]
-    metrics = config.get("metrics") or {}
-    data = ModelCardData(
-        library_name="transformers" if merged else "peft",
-        tags=["flywheel", "trl", request.method, "lora"],
-        base_model=base["base_model"] if base.get("kind") == "hub" else None,
-        pipeline_tag="text-generation",
-    )
-    shown = {k: metrics[k] for k in ("train_loss", "train_loss_last", "eval_loss", "global_step",
-                                     "rows_trained", "loss_on") if k in metrics}
-    lines = [
-        "---",
-        data.to_yaml(),
-        "---",
-        "",
-        f"# {request.target} ({request.method.upper()}, dataset {request.dataset_version})",
-        "",
-        (f"Fine-tuned by Flywheel from `{base['base_model']}` with TRL, "
-         f"{'LoRA weights merged into the model' if merged else 'as a LoRA adapter (PEFT)'}."),
-        "",
-        "## Training",
-        "",
-        "| setting | value |",
-        "|---|---|",
-        *[f"| {k} | `{v}` |" for k, v in sorted(config["hyperparameters"].items())],
-        "",
-        "## Metrics",
-        "",
-        "| metric | value |",
-        "|---|---|",
-        *[f"| {k} | {v} |" for k, v in shown.items()],
-        "",
-        (f"Trained tokens: {config.get('trained_tokens')}. Training data: anonymized interactions of target "
-         f"`{request.target}`; tenants that opted out are never included."),
-    ]
-    return ModelCard("\n".join(lines))
-
-
-def push_to_hub(folder: Path, options: HFOptions, request: FineTuneRequest, config: dict[str, Any],
-                merged: bool) -> dict[str, Any]:
-    """Create (or reuse) the model repo, write the model card, upload the folder; returns repo and revision."""
-    from huggingface_hub import HfApi
-
-    api = HfApi(endpoint=options.endpoint or None, token=os.environ.get("HF_TOKEN") or None)
-    repo = api.create_repo(options.push_to_hub_repo, repo_type="model", private=options.hub_private, exist_ok=True)
-    model_card(request, config, merged).save(str(folder / "README.md"))
-    commit = api.upload_folder(
-        folder_path=str(folder),
-        repo_id=options.push_to_hub_repo,
-        repo_type="model",
-        commit_message=f"Flywheel: {request.target} {request.method} on dataset {request.dataset_version}",
-    )
-    return {"repo_id": options.push_to_hub_repo, "revision": commit.oid, "url": str(repo)}
 
 
 def _versions() -> dict[str, str]:

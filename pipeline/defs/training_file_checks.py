@@ -1,44 +1,43 @@
-"""Blocking checks on `training_file`: nothing reaches a paid backend unless all of them pass.
-
-The checks are partitioned like the asset (one result per target in the UI). Dagster 1.13 marks a
-`partitions_def` on an asset check as a preview feature and warns at import; the warning is
-silenced here, for these definitions only, on purpose.
-"""
+"""Blocking checks on `training_file`: nothing reaches a backend, the Hub or promotion unless all of them
+pass, in this run or any later one (`gate_status`). Each checks the version the latest
+materialization wrote, and says which in its metadata."""
 
 import dagster as dg
 
 from pipeline.core.artifacts import read_manifest
-from pipeline.core.partitions import target_check
 from pipeline.core.targets import get_target
+from pipeline.defs.gate_results import check_result
+from pipeline.defs.gate_status import latest_metadata
+from pipeline.defs.partitions import target_check
 from pipeline.training_files import validate
-from pipeline.training_files.assets import training_file
 
 
 def _blocking_check(fn):
     """A blocking, partitioned asset check on training_file (ERROR severity on failure)."""
-    return target_check(asset=training_file, blocking=True)(fn)
+    return target_check(asset="training_file", blocking=True)(fn)
 
 
-def _result(gate: validate.GateResult, version: str) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        passed=gate.passed,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=gate.description,
-        metadata={"dataset_version": version, **gate.metadata},
-    )
+def _manifest(context: dg.AssetCheckExecutionContext) -> dict:
+    """The manifest of the version the latest materialization of this partition wrote."""
+    version = latest_metadata(context, "training_file")["dataset_version"]
+    return read_manifest(context.partition_key, str(version))
+
+
+def _result(gate, version: str) -> dg.AssetCheckResult:
+    return check_result(gate, dataset_version=version)
 
 
 @_blocking_check
 def training_file_format(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     """Every record of every format passes the OpenAI cookbook's format checks, DPO and TRL rules."""
-    manifest = read_manifest(context.partition_key)
+    manifest = _manifest(context)
     return _result(validate.format_gate(manifest), manifest["dataset_version"])
 
 
 @_blocking_check
 def training_file_no_duplicates_or_overlap(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     """No duplicate examples, and no prompt in both the training and the validation file."""
-    manifest = read_manifest(context.partition_key)
+    manifest = _manifest(context)
     return _result(validate.uniqueness_gate(manifest), manifest["dataset_version"])
 
 
@@ -46,7 +45,7 @@ def training_file_no_duplicates_or_overlap(context: dg.AssetCheckExecutionContex
 def training_file_tokens_and_size(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     """Every example under the token limit, at least 10 examples and the target's min_examples."""
     target = get_target(context.partition_key)
-    manifest = read_manifest(context.partition_key)
+    manifest = _manifest(context)
     gate = validate.size_gate(
         manifest, min_examples=target.min_examples, max_tokens=target.training_file.max_tokens_per_example
     )
@@ -56,13 +55,5 @@ def training_file_tokens_and_size(context: dg.AssetCheckExecutionContext) -> dg.
 @_blocking_check
 def training_file_cost_within_budget(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     """The estimated training cost is known and within the target's training_file.budget_usd."""
-    manifest = read_manifest(context.partition_key)
+    manifest = _manifest(context)
     return _result(validate.cost_gate(manifest), manifest["dataset_version"])
-
-
-TRAINING_FILE_CHECKS = [
-    training_file_format,
-    training_file_no_duplicates_or_overlap,
-    training_file_tokens_and_size,
-    training_file_cost_within_budget,
-]

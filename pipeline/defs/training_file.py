@@ -1,15 +1,21 @@
-"""The `training_file` asset: a thin Dagster wrapper around `build.build_training_files`."""
+"""The `training_file` asset: a thin Dagster wrapper around `training_files.build.build_training_files`.
+
+It reads only an anonymized version whose blocking checks all passed (`gate_status`), and reports
+the dataset version it wrote as its data version, with the anonymized version and materialization
+it came from, so `fine_tune_job` and `hub_dataset` can verify the whole chain.
+"""
 
 
 import json
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from pipeline.core.partitions import target_partitions
 from pipeline.core.targets import get_target
-from pipeline.training_files.hub import examples_by_task_md
-from pipeline.training_files.resources import HubResource
+from pipeline.defs.gate_status import require_approved
+from pipeline.defs.partitions import target_partitions
+from pipeline.training_files.dataset_card import examples_by_task_md
 
 CODE_VERSION = "training_file-1"
 BAR_WIDTH = 24
@@ -24,7 +30,7 @@ PREVIEW_CHARS = 400
     owners=["team:ml-platform"],
     code_version=CODE_VERSION,
 )
-def training_file(context: dg.AssetExecutionContext, hf_hub: HubResource) -> dg.MaterializeResult:
+def training_file(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """Train/validation files in every format the target's backend takes: cleaned, split, versioned, costed."""
     from pipeline.training_files.build import (  # numpy: at run time
         TrainingFileInputError,
@@ -32,8 +38,10 @@ def training_file(context: dg.AssetExecutionContext, hf_hub: HubResource) -> dg.
     )
 
     target = get_target(context.partition_key)
+    anonymized = require_approved(context, "anonymized_dataset")
+    source_dir = Path(anonymized.text("examples_path")).parent
     try:
-        result = build_training_files(target)
+        result = build_training_files(target, source_dir=source_dir)
     except TrainingFileInputError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     manifest = result.manifest
@@ -48,6 +56,8 @@ def training_file(context: dg.AssetExecutionContext, hf_hub: HubResource) -> dg.
     fmt = manifest["backend_format"]
     metadata: dict[str, Any] = {
         "dataset_version": manifest["dataset_version"],
+        "anonymized_version": anonymized.version,
+        "anonymized_storage_id": dg.MetadataValue.int(anonymized.storage_id),
         "backend_format": fmt,
         "manifest": dg.MetadataValue.path(str(result.manifest_path)),
         "train_file": dg.MetadataValue.path(manifest["files"][fmt]["train"]),
@@ -76,26 +86,7 @@ def training_file(context: dg.AssetExecutionContext, hf_hub: HubResource) -> dg.
         "preview": dg.MetadataValue.md(preview_md(manifest["files"][fmt]["train"])),
         "dropped_rows_file": dg.MetadataValue.path(manifest["dropped_file"]),
     }
-    metadata["hub_push"] = _push(context, target, manifest, hf_hub)
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(manifest["dataset_version"]))
-
-
-def _push(context: dg.AssetExecutionContext, target, manifest: dict[str, Any], hub: HubResource) -> str:
-    repo_id = target.training_file.push_to_hub
-    if not repo_id:
-        return "off (training_file.push_to_hub is not set)"
-    if not hub.configured:
-        context.log.warning(f"push_to_hub={repo_id!r} but HF_TOKEN is not set: the dataset was not pushed")
-        return "skipped: HF_TOKEN is not set"
-    from pipeline.training_files.validate import format_gate, uniqueness_gate
-
-    failed = [gate.description for gate in (format_gate(manifest), uniqueness_gate(manifest)) if not gate.passed]
-    if failed:
-        context.log.warning("not pushing a dataset that fails its gates: " + " | ".join(failed))
-        return "skipped: the files fail the format or uniqueness gate"
-    pushed = hub.push(manifest, repo_id)
-    context.log.info(f"pushed {manifest['dataset_version']} to {repo_id}: {pushed['commit_url']}")
-    return pushed["commit_url"]
 
 
 def token_distribution_md(tokens: dict[str, Any]) -> str:

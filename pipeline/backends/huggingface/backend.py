@@ -1,17 +1,18 @@
 """The Hugging Face backend: LoRA fine-tuning with transformers + PEFT + TRL, here or on Hub hardware.
 
-Local (default): each job trains in a detached worker (`local_jobs`, trainer `hf_train.train`)
-under `FLYWHEEL_HOME/<target>/jobs/local-hf-…/`, on the GPU when there is one and on the CPU
-otherwise; a re-launched job resumes from its last checkpoint. Remote (`remote=True`): the same
-trainer runs on Hugging Face hardware through the Jobs API (`HfApi.run_job`); `hf_remote`
+Local (default): the job trains inside the `fine_tune_job` asset's `train_locally` step
+(`local_training`, trainer `train.train`) under `FLYWHEEL_HOME/<target>/jobs/local-hf-…/`, on the
+GPU when there is one and on the CPU otherwise; a retried step resumes from the last checkpoint.
+Remote (`remote=True`): the same trainer runs on Hugging Face hardware through the Jobs API
+(`HfApi.run_job`), submitted by the asset and polled by the job-status sensor; `remote`
 documents what is uploaded and how results come back, and the local job folder keeps the record
 (`remote.json`) and, after `result`, the downloaded adapter.
 
 Either way the job id is derived from the target, dataset version, base model, method,
-hyper-parameters and seed: submitting the same request again re-attaches to the live or
+hyper-parameters and seed: asking for the same request again re-attaches to the live or
 succeeded job instead of training (and paying) twice; a failed or cancelled one starts a new
-attempt. The Hub token (`token`, from `dg.EnvVar("HF_TOKEN")`) is passed to the worker's
-environment or as a Jobs secret; it is never written to disk, logged, or put in metadata.
+attempt. The Hub token (`token`, from `dg.EnvVar("HF_TOKEN")`) is set in the training step's
+environment or passed as a Jobs secret; it is never written to disk, logged, or put in metadata.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pipeline.backends import local_jobs
+from pipeline.backends import local_training
 from pipeline.backends.base import (
     FineTuneBackend,
     FineTuneRequest,
@@ -32,9 +33,10 @@ from pipeline.backends.base import (
     JobStatus,
     TrainedModel,
 )
-from pipeline.backends.hf_remote import DEFAULT_IMAGE
-from pipeline.backends.sentence_transformers_backend import find_local_job, local_job_id
+from pipeline.backends.huggingface.remote import DEFAULT_IMAGE
+from pipeline.backends.sentence_transformers.backend import find_local_job, local_job_id, require_files
 from pipeline.core.artifacts import jobs_dir
+from pipeline.core.canonical import now_iso
 
 LOCAL_PREFIX = "local-hf-"
 REMOTE_PREFIX = "remote-hf-"
@@ -54,7 +56,7 @@ LIVE_OR_DONE = ("SCHEDULING", "RUNNING", "COMPLETED")
 
 @contextlib.contextmanager
 def _scoped_env(**values: str | None) -> Iterator[None]:
-    """Set environment variables for the duration of a block (a launched worker inherits them)."""
+    """Set environment variables for the duration of a block (the trainer reads HF_TOKEN for pushes)."""
     saved = {k: os.environ.get(k) for k in values}
     try:
         for key, value in values.items():
@@ -106,48 +108,63 @@ class HuggingFaceBackend(FineTuneBackend):
 
     def validate(self, request: FineTuneRequest) -> None:
         """Fail in the submitting step, with the reason, on what would fail the job later."""
-        from pipeline.backends import hf_models
-        from pipeline.backends.hf_train import HFHyperparameters
+        from pipeline.backends.huggingface import models as hf_models
+        from pipeline.backends.huggingface.config import HFHyperparameters
 
         if request.method not in ("sft", "dpo"):
             raise ValueError(f"the huggingface backend trains sft or dpo, not {request.method!r}")
         HFHyperparameters.from_dict(request.hyperparameters)
-        for label, path in (("training", request.train_file), ("validation", request.validation_file)):
-            if path is not None and not Path(path).is_file():
-                raise FileNotFoundError(
-                    f"{label} file {path} does not exist: materialize training_file for {request.target!r}"
-                )
+        require_files(request)
         hf_models.resolve(request.base_model)
         if self.push_to_hub_repo and "/" not in self._options(request)["push_to_hub_repo"]:
             raise ValueError(f"push_to_hub_repo must be 'namespace/name', got {self.push_to_hub_repo!r}")
 
-    def submit(self, request: FineTuneRequest) -> JobStatus:
-        self.validate(request)
-        if self.remote:
-            return self._submit_remote(request)
-        from pipeline.backends.hf_train import HFOptions
+    @property
+    def trains_locally(self) -> bool:
+        return not self.remote
 
-        job_dir = self._jobs_root(request.target) / local_job_id(LOCAL_PREFIX, request)
+    def job_dir(self, request: FineTuneRequest) -> Path:
+        prefix = REMOTE_PREFIX if self.remote else LOCAL_PREFIX
+        return self._jobs_root(request.target) / local_job_id(prefix, request)
+
+    def train(self, request: FineTuneRequest, on_progress: Callable[[JobStatus], None] | None = None) -> JobStatus:
+        """Train the LoRA adapter in this process (the `train_locally` step); resumes from the last checkpoint."""
+        from pipeline.backends.huggingface.config import HFOptions
+        from pipeline.backends.huggingface.train import train
+
+        if self.remote:
+            raise NotImplementedError("this huggingface backend trains remotely (remote=True): use submit()")
+        self.validate(request)
+        job_dir = self.job_dir(request)
         job_dir.mkdir(parents=True, exist_ok=True)
-        current = local_jobs.read_status(job_dir) if (job_dir / local_jobs.STATUS_FILE).exists() else None
-        if current is None or JobState(current["state"]) in (JobState.FAILED, JobState.CANCELLED):
-            HFOptions(**self._options(request)).write(job_dir)
+        HFOptions(**self._options(request)).write(job_dir)
         with _scoped_env(HF_TOKEN=self.token):
-            local_jobs.launch(job_dir, "huggingface", request)
-        return self.status(job_dir.name)
+            return local_training.run_local_training(job_dir, "huggingface", train, request, self.name,
+                                                     on_progress=on_progress)
+
+    def submit(self, request: FineTuneRequest) -> JobStatus:
+        if not self.remote:
+            raise NotImplementedError(
+                "the huggingface backend trains on this machine in the fine_tune_job step (train_locally); "
+                "set remote: true to submit to Hugging Face Jobs"
+            )
+        self.validate(request)
+        return self._submit_remote(request)
 
     def status(self, job_id: str) -> JobStatus:
         if job_id.startswith(REMOTE_PREFIX):
             return self._remote_status(find_local_job(job_id, self.home))
-        return local_jobs.to_job_status(local_jobs.read_status(find_local_job(job_id, self.home)), self.name)
+        return local_training.to_job_status(local_training.read_status(find_local_job(job_id, self.home)), self.name)
 
     def cancel(self, job_id: str) -> JobStatus:
-        job_dir = find_local_job(job_id, self.home)
-        if job_id.startswith(REMOTE_PREFIX):
-            record = self._read_record(job_dir)
-            self._api().cancel_job(job_id=record["hub_job_id"], namespace=record["namespace"])
-            return self._remote_status(job_dir)
-        return local_jobs.to_job_status(local_jobs.cancel(job_dir), self.name)
+        if not job_id.startswith(REMOTE_PREFIX):
+            raise NotImplementedError(
+                f"{job_id} trains inside a Dagster step: cancel it by terminating its run "
+                "(the cancel_fine_tune_job job and `flywheel jobs cancel` do that)"
+            )
+        record = self._read_record(find_local_job(job_id, self.home))
+        self._api().cancel_job(job_id=record["hub_job_id"], namespace=record["namespace"])
+        return self._remote_status(find_local_job(job_id, self.home))
 
     def result(self, job_id: str) -> TrainedModel:
         job = self.status(job_id)
@@ -160,7 +177,7 @@ class HuggingFaceBackend(FineTuneBackend):
             local_path = self._download_outputs(job_dir, job.result_model)
             hub = job.details.get("hub") or {}
         else:
-            hub = (local_jobs.read_status(job_dir).get("result") or {}).get("hub") or {}
+            hub = (local_training.read_status(job_dir).get("result") or {}).get("hub") or {}
         metrics = dict(job.metrics)
         if hub:
             metrics.update({"hub_repo": hub.get("repo_id"), "hub_revision": hub.get("revision")})
@@ -170,7 +187,7 @@ class HuggingFaceBackend(FineTuneBackend):
     def request_of(self, job_id: str) -> FineTuneRequest:
         """The request a job was submitted with."""
         job_dir = find_local_job(job_id, self.home)
-        spec = json.loads((job_dir / local_jobs.REQUEST_FILE).read_text(encoding="utf-8"))
+        spec = json.loads((job_dir / local_training.REQUEST_FILE).read_text(encoding="utf-8"))
         return FineTuneRequest(**spec["request"])
 
     # ------------------------------------------------------------------ remote (Jobs API)
@@ -181,12 +198,12 @@ class HuggingFaceBackend(FineTuneBackend):
         return json.loads(path.read_text(encoding="utf-8"))
 
     def _write_record(self, job_dir: Path, record: dict[str, Any]) -> None:
-        local_jobs.write_json_atomic(job_dir / REMOTE_RECORD, record)
+        local_training.write_json_atomic(job_dir / REMOTE_RECORD, record)
 
     def _submit_remote(self, request: FineTuneRequest) -> JobStatus:
         from huggingface_hub import get_token
 
-        from pipeline.backends import hf_remote
+        from pipeline.backends.huggingface import remote as hf_remote
 
         token = self.token or get_token()
         if not token:
@@ -235,18 +252,18 @@ class HuggingFaceBackend(FineTuneBackend):
             "hub_job_id": info.id, "namespace": namespace, "url": info.url, "repo": repo, "revision": revision,
             "flavor": self.remote_flavor, "image": self.remote_image,
             "attempt": int((record or {}).get("attempt") or 0) + 1,
-            "submitted_at": local_jobs.now_iso(),
+            "submitted_at": now_iso(),
         })
         return self._remote_status(job_dir)
 
     def _write_request(self, job_dir: Path, job_id: str, request: FineTuneRequest) -> None:
-        local_jobs.write_json_atomic(job_dir / local_jobs.REQUEST_FILE,
+        local_training.write_json_atomic(job_dir / local_training.REQUEST_FILE,
                                      {"job_id": job_id, "trainer": "huggingface-remote", "request": request.as_dict()})
 
     def _remote_status(self, job_dir: Path) -> JobStatus:
         from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 
-        from pipeline.backends import hf_remote
+        from pipeline.backends.huggingface import remote as hf_remote
 
         record = self._read_record(job_dir)
         api = self._api()
@@ -282,7 +299,7 @@ class HuggingFaceBackend(FineTuneBackend):
         metrics = {**progress, **((result or {}).get("metrics") or {})}
         if running_secs is not None:
             metrics["running_secs"] = running_secs
-        record.update({"last_stage": stage, "checked_at": local_jobs.now_iso()})
+        record.update({"last_stage": stage, "checked_at": now_iso()})
         self._write_record(job_dir, record)
         return JobStatus(
             job_id=job_dir.name,
@@ -293,7 +310,7 @@ class HuggingFaceBackend(FineTuneBackend):
             cost_usd=cost,
             error=error,
             metrics=metrics,
-            events=[{"at": local_jobs.now_iso(), "kind": "stage", "message": f"{stage}: {info.status.message or ''}"}],
+            events=[{"at": now_iso(), "kind": "stage", "message": f"{stage}: {info.status.message or ''}"}],
             created_at=info.created_at.isoformat() if info.created_at else None,
             finished_at=info.finished_at.isoformat() if info.finished_at else None,
             details={"hub_job_id": info.id, "url": info.url, "stage": stage, "flavor": info.flavor,
@@ -312,7 +329,7 @@ class HuggingFaceBackend(FineTuneBackend):
         """Download the job's `output/` folder next to the record; returns the local model folder."""
         from huggingface_hub import snapshot_download
 
-        from pipeline.backends import hf_remote
+        from pipeline.backends.huggingface import remote as hf_remote
 
         record = self._read_record(job_dir)
         folder = hf_remote.job_folder(job_dir.name)

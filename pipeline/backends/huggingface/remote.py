@@ -1,7 +1,7 @@
 """Training on remote hardware through the Hugging Face Jobs API: what is uploaded, what runs there.
 
 When one machine is not enough, `HuggingFaceBackend(remote=True)` runs the same trainer
-(`hf_train.run_training`) on Hugging Face hardware (`remote_flavor`, e.g. `a10g-small`):
+(`huggingface.train.run_training`) on Hugging Face hardware (`remote_flavor`, e.g. `a10g-small`):
 
 1. **Inputs.** `upload_inputs` commits, in one commit to a private dataset repo
    (`<namespace>/flywheel-jobs` by default), the folder `jobs/<job_id>/` holding `request.json`
@@ -13,7 +13,7 @@ When one machine is not enough, `HuggingFaceBackend(remote=True)` runs the same 
 2. **Job.** `job_command` is a bash script for `HfApi.run_job` (default image: huggingface_hub's
    uv image, Python 3.12): `uv pip install` the libraries pinned to the versions this machine
    runs (torch from PyPI: the CUDA build), `hf download` the job folder at the uploaded revision,
-   then `python -m pipeline.backends.hf_remote <folder>`. `HF_TOKEN` travels as a job *secret*,
+   then `python -m pipeline.backends.huggingface.remote <folder>`. `HF_TOKEN` travels as a job *secret*,
    never in the environment or the command. The job carries the labels `flywheel-job=<job id>`
    and `flywheel-target=<target>`, so a lost local record is found again with `list_jobs`.
 3. **Run** (`main`, on the remote machine): train, printing one `FLYWHEEL_PROGRESS {json}` line
@@ -38,17 +38,21 @@ from typing import Any
 from pipeline.backends.base import FineTuneRequest
 
 PROGRESS_PREFIX = "FLYWHEEL_PROGRESS "
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 #: the modules the trainer imports (everything else of Flywheel stays home); the packages' own
 #: `__init__.py` are replaced by empty ones, so nothing they may import later follows the trainer
-PACKAGES = ("pipeline", "pipeline/core", "pipeline/backends")
+PACKAGES = ("pipeline", "pipeline/core", "pipeline/backends", "pipeline/backends/huggingface", "pipeline/training_files")
 CODE_FILES = (
     "pipeline/core/settings.py",
     "pipeline/backends/base.py",
     "pipeline/backends/packaged_models.py",
-    "pipeline/backends/hf_models.py",
-    "pipeline/backends/hf_train.py",
-    "pipeline/backends/hf_remote.py",
+    "pipeline/backends/huggingface/config.py",
+    "pipeline/backends/huggingface/models.py",
+    "pipeline/backends/huggingface/rows.py",
+    "pipeline/backends/huggingface/train.py",
+    "pipeline/backends/huggingface/publishing.py",
+    "pipeline/backends/huggingface/remote.py",
+    "pipeline/training_files/format_rules.py",
 )
 #: libraries the remote trainer needs, pinned to this machine's versions; torch without its local
 #: label (`2.13.0+cpu` -> `2.13.0`), so PyPI serves the CUDA build the remote GPU needs
@@ -96,7 +100,7 @@ def job_command(job_id: str, base_model: str) -> list[str]:
         ('hf download "$FLYWHEEL_JOB_REPO" --repo-type dataset --revision "$FLYWHEEL_JOB_REVISION" '
          f'--include {shlex.quote(job_folder(job_id) + "/*")} --local-dir {REMOTE_ROOT}'),
         f"cd {shlex.quote(folder)}/code",
-        f"exec python -m pipeline.backends.hf_remote {shlex.quote(folder)}",
+        f"exec python -m pipeline.backends.huggingface.remote {shlex.quote(folder)}",
     ]
     return ["bash", "-c", "\n".join(lines)]
 
@@ -170,7 +174,8 @@ def _report(progress: dict[str, Any]) -> None:
 
 def run_job_folder(job_root: Path) -> dict[str, Any]:
     """Train from a downloaded job folder; returns the result with paths relative to the job folder."""
-    from pipeline.backends.hf_train import HFOptions, run_training
+    from pipeline.backends.huggingface.config import HFOptions
+    from pipeline.backends.huggingface.train import run_training
 
     job_root = Path(job_root).resolve()
     spec = json.loads((job_root / "request.json").read_text(encoding="utf-8"))
@@ -211,12 +216,12 @@ def upload_outputs(api: Any, repo_id: str, job_id: str, work: Path, payload: dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m pipeline.backends.hf_remote <job folder>` on the remote machine."""
+    """`python -m pipeline.backends.huggingface.remote <job folder>` on the remote machine."""
     from huggingface_hub import HfApi
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m pipeline.backends.hf_remote <job folder>", file=sys.stderr)
+        print("usage: python -m pipeline.backends.huggingface.remote <job folder>", file=sys.stderr)
         return 2
     job_root = Path(args[0]).resolve()
     job_id = json.loads((job_root / "request.json").read_text(encoding="utf-8"))["job_id"]

@@ -1,4 +1,4 @@
-"""Canonical JSON, content hashes and UTC timestamps: small helpers every stage shares (no heavy imports)."""
+"""Canonical forms every stage shares: canonical JSON, its content hash, and UTC timestamps (no heavy imports)."""
 
 from __future__ import annotations
 

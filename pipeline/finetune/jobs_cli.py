@@ -7,18 +7,26 @@ import contextlib
 import json
 from collections.abc import Iterator
 
-BACKEND_KEYS = ("openai_backend", "huggingface_backend", "sentence_transformers_backend")
-
 
 @contextlib.contextmanager
 def resolved_backends() -> Iterator[dict]:
-    """The backends as the code location configures them, secrets (`dg.EnvVar`) resolved; keyed by backend name."""
+    """The backends as the code location configures them (pipeline/defs/resources.py), secrets resolved; by name."""
     import dagster as dg
 
-    from pipeline.definitions import defs
+    from pipeline.defs.resources import backends_resource
 
-    with dg.build_resources({key: defs.resources[key] for key in BACKEND_KEYS}) as resources:
-        yield {key.removesuffix("_backend"): getattr(resources, key) for key in BACKEND_KEYS}
+    with dg.build_resources({"backends": backends_resource()}) as resources:
+        yield resources.backends.as_mapping()
+
+
+def terminate_run(run_id: str) -> bool:
+    """Terminate the Dagster run training a local job, on the instance `DAGSTER_HOME` names."""
+    import dagster as dg
+
+    from pipeline.defs.cancel_fine_tune_job import terminate_run as terminate
+
+    with dg.DagsterInstance.get() as instance:
+        return terminate(instance, run_id)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +56,6 @@ def run(args: argparse.Namespace) -> int:
         if row is None:
             print(f"flywheel jobs cancel: job {args.job_id!r} is not in the model registry")
             return 2
-        status = cancel_job(store, backends[row["backend"]], args.job_id)
+        status = cancel_job(store, backends[row["backend"]], args.job_id, terminate_run=terminate_run)
         print(f"{row['backend']} job {args.job_id}: {status.state}")
         return 0

@@ -1,0 +1,79 @@
+"""Blocking asset checks on `anonymized_dataset` (ERROR severity): nothing downstream runs if one fails,
+in this run or any later one (`gate_status`)."""
+
+from typing import TYPE_CHECKING
+
+import dagster as dg
+
+from pipeline.anonymize.records import ANONYMIZED_EXAMPLE_COLUMNS, ANONYMIZED_PAIR_COLUMNS
+from pipeline.core.resources import StoreResource
+from pipeline.core.targets import get_target
+from pipeline.defs.gate_results import check_result
+from pipeline.defs.gate_status import latest_metadata
+from pipeline.defs.partitions import target_check
+
+if TYPE_CHECKING:  # pandas and the gates load when a check runs, not when the code location loads
+    import pandas as pd
+
+
+def _partition(context: dg.AssetCheckExecutionContext) -> str:
+    return context.op_execution_context.partition_key
+
+
+def load_anonymized(context: dg.AssetCheckExecutionContext) -> "tuple[str, pd.DataFrame, pd.DataFrame]":
+    """The version of the latest materialization and its tables (an empty table where a file is missing)."""
+    import pandas as pd
+
+    meta = latest_metadata(context, "anonymized_dataset")
+    examples_path, pairs_path = meta.get("examples_path"), meta.get("pairs_path")
+
+    def read(path, columns):
+        from pathlib import Path
+
+        return pd.read_parquet(path) if path and Path(path).exists() else pd.DataFrame(columns=columns)
+
+    return (str(meta.get("anonymized_version", "")), read(examples_path, ANONYMIZED_EXAMPLE_COLUMNS),
+            read(pairs_path, ANONYMIZED_PAIR_COLUMNS))
+
+
+@target_check(asset="anonymized_dataset", blocking=True)
+def residual_pii_zero(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    """An independent strict-pattern scan finds no email, phone, card, IP, national id or IBAN."""
+    version, examples, pairs = load_anonymized(context)
+    from pipeline.anonymize import gates
+
+    return check_result(gates.residual_pii(examples, pairs), anonymized_version=version)
+
+
+@target_check(asset="anonymized_dataset", blocking=True)
+def opted_out_tenants_absent(
+    context: dg.AssetCheckExecutionContext, store: StoreResource
+) -> dg.AssetCheckResult:
+    """No row, tenant hash or raw id of an opted-out tenant appears, and no raw id column."""
+    version, examples, pairs = load_anonymized(context)
+    from pipeline.anonymize import gates
+
+    return check_result(gates.opted_out_absent(examples, pairs, store.get().opted_out_orgs()),
+                        anonymized_version=version)
+
+
+@target_check(asset="anonymized_dataset", blocking=True)
+def min_examples_met(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    """The target has at least its `min_examples` (pairs for dpo and embedding targets)."""
+    name = _partition(context)
+    target = get_target(name)
+    version, examples, pairs = load_anonymized(context)
+    from pipeline.anonymize import gates
+
+    return check_result(gates.enough_examples(examples, pairs, target.method, target.min_examples, name),
+                        anonymized_version=version)
+
+
+@target_check(asset="anonymized_dataset", blocking=True)
+def columns_meet_expectations(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    """Great Expectations on the columns: non-null fields, value sets, score 0..10, text lengths."""
+    name = _partition(context)
+    version, examples, pairs = load_anonymized(context)
+    from pipeline.anonymize import gates
+
+    return check_result(gates.expectations(examples, pairs, list(get_target(name).tasks)), anonymized_version=version)

@@ -1,0 +1,17 @@
+"""The Dagster objects of one `pipeline/defs/` module, for tests that materialize part of the graph."""
+
+from __future__ import annotations
+
+import importlib
+
+import dagster as dg
+
+
+def checks_in(module: str) -> list[dg.AssetChecksDefinition]:
+    """Every asset check defined in `pipeline.defs.<module>`."""
+    mod = importlib.import_module(f"pipeline.defs.{module}")
+    return [v for v in vars(mod).values() if isinstance(v, dg.AssetChecksDefinition)]
+
+
+def check_names(module: str) -> set[str]:
+    return {c.check_key.name for c in checks_in(module)}
