@@ -135,10 +135,9 @@ def run_demo(n: int = 3_000, seed: int = 7, job_timeout_s: float = 1_800) -> int
         for line in failed:
             _say(f"        ✗ {line}")
 
+    from pipeline.finetune import registry
     from pipeline.finetune.jobs_cli import resolved_backends
     from pipeline.finetune.lifecycle import wait_for_jobs
-
-    from pipeline.finetune import registry
 
     statuses = {}
     if registry.list_live(store):

@@ -1,6 +1,6 @@
-"""Record in a Dagster instance what a run of an upstream asset would have recorded: a materialization of a
-partition and its blocking checks' evaluations on it. For unit tests of one stage; the hand-off tests
-materialize the real upstream assets instead."""
+"""Record in a Dagster instance what a run of an upstream asset records: a materialization of a partition
+and its blocking checks' evaluations on it, by running a stand-in asset with the same key and checks.
+For unit tests of one stage; the hand-off tests materialize the real upstream assets instead."""
 
 from __future__ import annotations
 
@@ -15,28 +15,38 @@ def record_materialization(
     instance: dg.DagsterInstance, asset: str, partition: str, version: str, metadata: dict[str, Any],
     *, checks_pass: bool | dict[str, bool] = True,
 ) -> int:
-    """Report a materialization with `version` as its data version, then its blocking checks; returns its storage id."""
-    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
-        AssetCheckEvaluationTargetMaterializationData,
-    )
+    """Run a stand-in of `asset` (same key, same check names) in `instance`: a real run records the
+    materialization with `version` as its data version and each blocking check's evaluation on it.
+    Returns the materialization's storage id."""
+    checks = BLOCKING_CHECKS[asset]
 
-    instance.report_runless_asset_event(dg.AssetMaterialization(
-        asset_key=asset, partition=partition, metadata=metadata, tags={"dagster/data_version": version},
-    ))
-    record = instance.fetch_materializations(
+    def passed(check: str) -> bool:
+        return checks_pass if isinstance(checks_pass, bool) else checks_pass.get(check, True)
+
+    import warnings
+
+    partitions = dg.StaticPartitionsDefinition([partition])
+
+    @dg.asset(name=asset, partitions_def=partitions)
+    def stand_in():
+        return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(version))
+
+    def check_def(name: str):  # a partitioned check, evaluated after the asset, as the real ones are
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+
+            @dg.asset_check(asset=asset, name=name, partitions_def=partitions)
+            def _check():
+                ok = passed(name)
+                return dg.AssetCheckResult(passed=ok, severity=dg.AssetCheckSeverity.ERROR,
+                                           description=None if ok else f"{name} failed (stand-in run)")
+        return _check
+
+    dg.materialize([stand_in, *map(check_def, checks)], partition_key=partition, instance=instance,
+                   raise_on_error=False)
+    return instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
-    ).records[0]
-    target = AssetCheckEvaluationTargetMaterializationData(
-        storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
-    )
-    for check in BLOCKING_CHECKS[asset]:
-        passed = checks_pass if isinstance(checks_pass, bool) else checks_pass.get(check, True)
-        instance.report_runless_asset_event(dg.AssetCheckEvaluation(
-            asset_key=dg.AssetKey(asset), check_name=check, passed=passed, partition=partition,
-            target_materialization_data=target, severity=dg.AssetCheckSeverity.ERROR,
-            description=None if passed else f"{check} failed (recorded by a test)",
-        ))
-    return record.storage_id
+    ).records[0].storage_id
 
 
 def approve_anonymized(instance: dg.DagsterInstance, target: str, *, checks_pass: bool | dict[str, bool] = True) -> int:

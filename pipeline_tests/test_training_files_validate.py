@@ -12,6 +12,7 @@ from pipeline.training_files.validate import (
     cost_gate,
     estimate_cost,
     estimate_epochs,
+    estimate_remote_cost,
     format_gate,
     size_gate,
     uniqueness_gate,
@@ -192,6 +193,62 @@ def test_cost_gate():
     assert cost_gate(_cost(cost_usd=10.0)).passed
     unknown = cost_gate(_cost(price_per_million_usd=None, cost_usd=None))
     assert not unknown.passed and "prices.yaml" in unknown.description
+
+
+def _remote(flavor="a10g-large", timeout="4h", method="sft", budget=50.0, **steps):
+    settings = {"max_steps": -1, "epochs": 1.0, "examples_per_step": 2, "max_length": 1024, **steps}
+    cost = _cost(budget_usd=budget)["cost"]  # 100 examples, 10,000,000 tokens per epoch
+    return estimate_remote_cost(cost, flavor=flavor, timeout=timeout, method=method, **settings)
+
+
+def test_remote_cost_by_hand():
+    from pipeline.core.pricing import jobs_flavor
+
+    a10g = jobs_flavor("a10g-large", "sft")
+    assert (a10g.usd_per_hour, a10g.startup_hours) == (1.5, 0.25)
+    # 2 epochs of 10M tokens at the assumed 900 tokens/s: 20e6 / 900 / 3600 = 6.17 h, + 0.25 h start-up
+    est = _remote(epochs=2.0, timeout="24h")
+    assert est["trained_tokens"] == 20_000_000
+    assert est["estimated_hours"] == pytest.approx(0.25 + 20e6 / 900 / 3600, abs=1e-3)
+    assert est["billed_hours"] == est["estimated_hours"] and est["cost_usd"] == pytest.approx(6.4228 * 1.5, abs=0.01)
+    assert est["max_cost_usd"] == 36.0  # the 24 h timeout bounds the spend
+    # max_steps wins over epochs: 500 steps x 2 examples of the mean 100,000 tokens, cut to max_length 1,024
+    assert _remote(max_steps=500, epochs=9.0)["trained_tokens"] == 500 * 2 * 1024
+    # DPO also runs the reference model: 1.5 x the hours of training
+    dpo = _remote(method="dpo", timeout=None)
+    assert dpo["estimated_hours"] - 0.25 == pytest.approx(1.5 * (_remote(timeout=None)["estimated_hours"] - 0.25), abs=1e-2)
+
+
+def test_remote_cost_gate_names_flavour_hours_and_price():
+    # 3 epochs: 30M tokens / 900 tokens/s = 9.26 h + 0.25 h start-up = 9.51 h x $1.50 = $14.26
+    over = cost_gate(_cost(), _remote(epochs=3.0, timeout="2d", budget=10.0))
+    assert not over.passed
+    assert "flavour a10g-large at $1.50/hour: about 9.51 hours" in over.description
+    assert "30,000,000 trained tokens from 3 epochs" in over.description
+    assert "= $14.26: over the target's $10.00 budget by $4.26" in over.description
+    assert "budget_usd" in over.description and "remote_flavor" in over.description
+    assert over.metadata["flavor"] == "a10g-large" and over.metadata["usd_per_hour"] == 1.5
+    within = cost_gate(_cost(), _remote(budget=50.0, timeout="1d"))
+    assert within.passed and "within the $50.00 budget" in within.description
+    # the manifest's own price (here $150 of OpenAI tokens) is not what a remote run is billed
+    assert within.metadata["cost_usd"] < 150
+
+
+def test_remote_cost_gate_fails_past_the_timeout_and_on_an_unknown_flavour():
+    stopped = cost_gate(_cost(), _remote(epochs=3.0, timeout="4h", budget=1000.0))
+    assert not stopped.passed and stopped.metadata["billed_hours"] == 4.0
+    assert "stopped by the 4 h timeout after 4.00 billed hours = $6.00" in stopped.description
+    assert "stopped before it ends" in stopped.description and "remote_timeout" in stopped.description
+    unknown = cost_gate(_cost(), _remote(flavor="quantum-xl"))
+    assert not unknown.passed and "'quantum-xl'" in unknown.description and "prices.yaml" in unknown.description
+
+
+@pytest.mark.parametrize("value, hours", [("4h", 4.0), ("90m", 1.5), ("1d", 24.0), ("1800s", 0.5), (7200, 2.0),
+                                          (None, None), ("", None)])
+def test_jobs_timeout_in_hours(value, hours):
+    from pipeline.core.pricing import duration_hours
+
+    assert duration_hours(value) == hours
 
 
 def test_record_tokens_agree_with_the_builder_counts():

@@ -113,16 +113,11 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
 
 
-def serve_fake_hub(monkeypatch, token: str = "hf_test_secret"):
-    """Yield a started loopback FakeHub; lets huggingface_hub reach it although the tests run offline.
+def serve_fake_hub(monkeypatch, token: str = "hf_test_secret", **options: Any):
+    """Yield a started loopback FakeHub (listening on 127.0.0.1 alone) that huggingface_hub may reach
+    although the tests run offline, over LFS (see `client_online`)."""
+    from pipeline_tests.fakes.hf_hub_server import FakeHub, client_online
 
-    conftest sets HF_HUB_OFFLINE=1 (no test may reach the real Hub); huggingface_hub reads it once at
-    import, so the switch is turned off for this test only. The fake listens on 127.0.0.1 alone.
-    """
-    import huggingface_hub.constants
-
-    from pipeline_tests.fakes.hf_hub_server import FakeHub
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    with FakeHub(token=token) as server:
+    client_online(monkeypatch)
+    with FakeHub(token=token, **options) as server:
         yield server

@@ -2,9 +2,14 @@
 pass, in this run or any later one (`gate_status`). Each checks the version the latest
 materialization wrote, and says which in its metadata."""
 
+from typing import Any
+
 import dagster as dg
 
+from pipeline.backends.huggingface.backend import HuggingFaceBackend
+from pipeline.backends.resource import FineTuneBackends
 from pipeline.core.artifacts import read_manifest
+from pipeline.core.gates import GateResult
 from pipeline.core.targets import get_target
 from pipeline.defs.gate_results import check_result
 from pipeline.defs.gate_status import latest_metadata
@@ -53,7 +58,35 @@ def training_file_tokens_and_size(context: dg.AssetCheckExecutionContext) -> dg.
 
 
 @_blocking_check
-def training_file_cost_within_budget(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    """The estimated training cost is known and within the target's training_file.budget_usd."""
+def training_file_cost_within_budget(
+    context: dg.AssetCheckExecutionContext, backends: FineTuneBackends
+) -> dg.AssetCheckResult:
+    """The estimated training cost is known and within the target's training_file.budget_usd
+    (per token for OpenAI, per hour of hardware for Hugging Face Jobs, 0 on this machine)."""
+    target = get_target(context.partition_key)
     manifest = _manifest(context)
-    return _result(validate.cost_gate(manifest), manifest["dataset_version"])
+    remote = None
+    if target.backend == "huggingface" and backends.huggingface.remote:
+        try:
+            remote = remote_cost(manifest, target.hyperparameters, backends.huggingface)
+        except ValueError as exc:  # the trainer would refuse them too: say so here, before any spend
+            gate = GateResult(False, f"The cost of the remote run cannot be estimated: {exc}.", {})
+            return _result(gate, manifest["dataset_version"])
+    return _result(validate.cost_gate(manifest, remote), manifest["dataset_version"])
+
+
+def remote_cost(manifest: dict[str, Any], hyperparameters: dict[str, Any], backend: HuggingFaceBackend) -> dict:
+    """`validate.estimate_remote_cost` for the backend's Jobs flavour and timeout and the trainer's steps."""
+    from pipeline.backends.huggingface.config import HFHyperparameters
+
+    hp = HFHyperparameters.from_dict(hyperparameters)
+    return validate.estimate_remote_cost(
+        manifest["cost"],
+        flavor=backend.remote_flavor,
+        timeout=backend.remote_timeout,
+        method=manifest["method"],
+        max_steps=hp.max_steps,
+        epochs=hp.num_train_epochs,
+        examples_per_step=hp.per_device_train_batch_size * hp.gradient_accumulation_steps,
+        max_length=hp.max_length,
+    )

@@ -140,6 +140,63 @@ def estimate_cost(
     }
 
 
+def estimate_remote_cost(
+    cost: dict[str, Any],
+    *,
+    flavor: str,
+    timeout: Any,
+    method: str,
+    max_steps: int,
+    epochs: float,
+    examples_per_step: int,
+    max_length: int,
+) -> dict[str, Any]:
+    """Hours and USD of training `cost`'s file on Hugging Face Jobs hardware (`flavor`, billed per hour).
+
+    Trained tokens: `max_steps` x `examples_per_step` examples of the file's mean length (capped at
+    the trainer's `max_length`) when `max_steps` > 0, else the file's tokens x `epochs`. Hours: the
+    flavour's start-up plus trained tokens at its assumed throughput (`prices.yaml`), capped at
+    `timeout`, where the Hub stops the job. Both estimates err high: the billed token count caps at
+    the file's limit, not the trainer's, and the throughputs are low figures.
+    """
+    from pipeline.core.pricing import duration_hours, jobs_flavor
+
+    n_train = int(cost["n_train_examples"])
+    per_epoch = int(cost["billing_tokens_per_epoch"])
+    if max_steps > 0:
+        mean = min(per_epoch / n_train, max_length) if n_train else 0.0
+        trained, source = int(max_steps * examples_per_step * mean), f"max_steps={max_steps} x {examples_per_step} examples"
+    else:
+        trained, source = int(per_epoch * epochs), f"{epochs:g} epochs"
+    timeout_hours = duration_hours(timeout)
+    out: dict[str, Any] = {
+        "remote": "huggingface_jobs",
+        "flavor": flavor,
+        "trained_tokens": trained,
+        "trained_tokens_source": source,
+        "timeout_hours": timeout_hours,
+        "budget_usd": cost["budget_usd"],
+        "usd_per_hour": None,
+        "cost_usd": None,
+    }
+    hardware = jobs_flavor(flavor, method)
+    if hardware is None:
+        return out
+    hours = hardware.startup_hours + trained * hardware.method_factor / hardware.tokens_per_second / 3600
+    billed = hours if timeout_hours is None else min(hours, timeout_hours)
+    return {
+        **out,
+        "usd_per_hour": hardware.usd_per_hour,
+        "tokens_per_second": hardware.tokens_per_second,
+        "startup_hours": hardware.startup_hours,
+        "price_source": hardware.source,
+        "estimated_hours": round(hours, 3),
+        "billed_hours": round(billed, 3),
+        "cost_usd": round(billed * hardware.usd_per_hour, 2),
+        "max_cost_usd": None if timeout_hours is None else round(timeout_hours * hardware.usd_per_hour, 2),
+    }
+
+
 # ---------------------------------------------------------------- gates
 
 
@@ -279,8 +336,14 @@ def size_gate(manifest: dict[str, Any], *, min_examples: int, max_tokens: int) -
     return GateResult(False, "; ".join(problems) + "." + advice, meta)
 
 
-def cost_gate(manifest: dict[str, Any]) -> GateResult:
-    """The estimated training cost is known (for billed backends) and within the target's budget."""
+def cost_gate(manifest: dict[str, Any], remote: dict[str, Any] | None = None) -> GateResult:
+    """The estimated training cost is known (for billed backends) and within the target's budget.
+
+    `remote`: the `estimate_remote_cost` of a run on Hugging Face Jobs hardware, which is priced
+    by the hour instead of the manifest's per-token price (0 for training on this machine).
+    """
+    if remote is not None:
+        return _remote_cost_gate(remote)
     cost = manifest["cost"]
     meta = {k: cost[k] for k in sorted(cost)}
     price, usd, budget = cost["price_per_million_usd"], cost["cost_usd"], cost["budget_usd"]
@@ -303,6 +366,45 @@ def cost_gate(manifest: dict[str, Any]) -> GateResult:
         f"{summary}, over the target's ${budget:,.2f} budget by ${usd - budget:,.2f}. "
         "Raise training_file.budget_usd in targets.yaml if the spend is intended, or set "
         "hyperparameters.n_epochs lower, or train on fewer/shorter examples.",
+        meta,
+    )
+
+
+def _remote_cost_gate(remote: dict[str, Any]) -> GateResult:
+    flavor, budget = remote["flavor"], remote["budget_usd"]
+    meta = {k: remote[k] for k in sorted(remote)}
+    if remote["usd_per_hour"] is None:
+        return GateResult(
+            False,
+            f"No price for the Hugging Face Jobs flavour {flavor!r} in the price table, so the cost of this "
+            "remote run cannot be bounded: add it under huggingface_jobs.flavors in pipeline/core/prices.yaml "
+            "(or the file FLYWHEEL_PRICES names; https://huggingface.co/docs/hub/jobs-pricing lists the prices) "
+            "or set the huggingface backend's remote_flavor to a listed one, then re-run this check.",
+            meta,
+        )
+    hours, billed, price, usd = remote["estimated_hours"], remote["billed_hours"], remote["usd_per_hour"], remote["cost_usd"]
+    summary = (
+        f"Remote training on Hugging Face Jobs flavour {flavor} at ${price:,.2f}/hour: about {hours:,.2f} hours "
+        f"({remote['trained_tokens']:,} trained tokens from {remote['trained_tokens_source']} at an assumed "
+        f"{remote['tokens_per_second']:,.0f} tokens/s, plus {remote['startup_hours']:g} h start-up)"
+    )
+    timeout = remote["timeout_hours"]
+    if timeout is not None and hours > timeout:
+        summary += f", stopped by the {timeout:g} h timeout after {billed:,.2f} billed hours"
+    summary += f" = ${usd:,.2f}"
+    problems = []
+    if usd > budget:
+        problems.append(f"over the target's ${budget:,.2f} budget by ${usd - budget:,.2f}")
+    if timeout is not None and hours > timeout:
+        problems.append("the job would be stopped before it ends, its hours billed for no model")
+    if not problems:
+        return GateResult(True, f"{summary}, within the ${budget:,.2f} budget.", meta)
+    return GateResult(
+        False,
+        f"{summary}: {' and '.join(problems)}. Raise training_file.budget_usd in targets.yaml if the spend is "
+        "intended, lower max_steps or num_train_epochs in the target's hyperparameters, or pick a cheaper or "
+        "faster flavour (the huggingface backend's remote_flavor; its remote_timeout caps the hours). "
+        "Prices and throughputs: huggingface_jobs in pipeline/core/prices.yaml.",
         meta,
     )
 

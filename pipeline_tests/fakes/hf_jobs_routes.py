@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from pipeline_tests.fakes.hf_hub_server import FakeHub, Request, Response, _error, _git_oid
+from pipeline_tests.fakes.hf_hub_server import FakeHub, Request, Response, _error
 
 USER = "fake-user"
 STAGES = ("SCHEDULING", "RUNNING", "COMPLETED", "ERROR", "CANCELED", "DELETED")
@@ -150,11 +150,7 @@ def _tree(hub: FakeHub, request: Request) -> Response:
     if repo is None:
         return _error(404, "Repository not found", code="RepoNotFound")
     prefix = request.params.get("path", "").strip("/")
-    entries = [
-        {"type": "file", "path": path, "size": len(content), "oid": _git_oid(content)}
-        for path, content in sorted(repo.files.items())
-        if not prefix or path.startswith(prefix + "/")
-    ]
+    entries = [hub.file_entry(repo, path) for path in sorted(repo.files) if not prefix or path.startswith(prefix + "/")]
     return Response(200, entries)
 
 
