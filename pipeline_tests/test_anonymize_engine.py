@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from pipeline.anonymize.corpus import STRUCTURED, build_corpus, recall
 from pipeline.anonymize.engine import PLACEHOLDERS, Placeholders
 from pipeline.anonymize.records import id_hash, prepare_example, prepare_record, tenant_hash
 from pipeline.anonymize.residual import scan
+from pipeline.synth.pii_corpus import STRUCTURED, build_corpus, recall
 from pipeline_tests.anonymize_helpers import ENGINE_ONLY, PLANTED, load_engine, scored_example
 
 
