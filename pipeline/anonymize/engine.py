@@ -239,7 +239,7 @@ class Engine:
     def __init__(self, entities: Sequence[str] = ENTITIES, batch_size: int = 64, model: str = SPACY_PACKAGE):
         configure_offline()
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-        from presidio_analyzer.predefined_recognizers import IbanRecognizer, IpRecognizer
+        from presidio_analyzer.predefined_recognizers import IpRecognizer
         from presidio_anonymizer import AnonymizerEngine
 
         from pipeline.anonymize.names import ALLOW_LIST
@@ -257,8 +257,6 @@ class Engine:
         recognizers = [r for r in engine_recognizers() if set(r.supported_entities) & wanted]
         if "IP_ADDRESS" in wanted:
             recognizers.append(IpRecognizer())
-        if "IBAN_CODE" in wanted:
-            recognizers.append(IbanRecognizer())
         registry = RecognizerRegistry(recognizers=recognizers, supported_languages=["en"])
         if wanted & {"PERSON", "ORGANIZATION"}:
             registry.add_nlp_recognizer(self.nlp_engine)
@@ -307,6 +305,8 @@ class Engine:
                     end = len(text.rstrip())
                     res[:] = [r for r in res if r.end <= start or r.start >= end]
                     res.append(RecognizerResult(seg[1], start, end, 0.95))
+            for text, res in zip(group, found, strict=True):
+                _extend_names(text, res)
             names = Placeholders()
             for text, res in zip(group, found, strict=True):
                 for r in res:
@@ -321,12 +321,13 @@ class Engine:
                         words = set(_WORD.findall(text[r.start : r.end].lower()))
                         if words and words <= person_words:
                             res[i] = RecognizerResult("PERSON", r.start, r.end, r.score)
-            known = sorted((w for w in person_words if len(w) > 2), key=len, reverse=True)
+            # consistency: every later mention of any of a found person's name words, in any case
+            known = sorted((w for w in person_words if len(w) > 2 and w not in _stop_words()), key=len, reverse=True)
             if known:
-                pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, known)) + r")\b", re.IGNORECASE)
+                pattern = re.compile(r"(?<![^\W_])(?:" + "|".join(map(re.escape, known)) + r")(?![^\W_])", re.IGNORECASE)
                 for text, res in zip(group, found, strict=True):
                     for m in pattern.finditer(text):
-                        if m.group(0)[0].isupper() and not any(r.start <= m.start() < r.end for r in res):
+                        if not any(r.start <= m.start() < r.end for r in res):
                             res.append(RecognizerResult("PERSON", m.start(), m.end(), 0.6))
             out.append((found, names))
         return out
@@ -362,6 +363,81 @@ class Engine:
                 counts.update(item.entity_type for item in engine_result.items)
             results.append(GroupResult(Placeholders.number_in_order(texts), counts))
         return results
+
+
+_NAME_TOKEN = re.compile(r"[^\W\d_][\w'’]*(?:-[^\W\d_][\w'’]*)*\.?")
+_NAME_PARTICLES = frozenset("de del della di da do dos das du la le van von der den ter ten y e".split())
+
+
+def _stop_words() -> frozenset[str]:
+    from pipeline.anonymize.recognizers import STOP_WORDS
+
+    return STOP_WORDS
+
+
+def _extend_names(text: str, results: list) -> None:
+    """Grow each PERSON span over the name words beside it on the same line.
+
+    NER and the cue patterns often stop short of multi-part names: "Diogo-[Maria Vitória] D.
+    Albuquerque Gonçalves", "[Kornelia] Kurnik-Pilipczuk", "Siem-Mart van der [Horst]". A word
+    joins when it is capitalised like the span (or a particle followed by one, or an initial),
+    not a stop word, and not inside another entity.
+    """
+    stop = _stop_words()
+    taken = [(r.start, r.end) for r in results if r.entity_type != "PERSON"]
+
+    def free(start: int, end: int) -> bool:
+        return not any(s < end and start < e for s, e in taken)
+
+    def joins(word: str, upper: bool) -> bool:
+        core = word.rstrip(".")
+        if not core or core.lower() in stop:
+            return False
+        if len(core) == 1:
+            return core.isupper() and word.endswith(".")  # an initial: "K."
+        return core.isupper() if upper else core[0].isupper() and not core.isupper()
+
+    for r in results:
+        if r.entity_type != "PERSON":
+            continue
+        span = text[r.start : r.end]
+        letters = [ch for ch in span if ch.isalpha()]
+        if not letters or not span[0].isupper():
+            continue
+        upper = all(ch.isupper() for ch in letters) and len(letters) > 3
+        end = r.end
+        while True:  # to the right: " D. Albuquerque Gonçalves", "-Pilipczuk", " van der Horst"
+            m = re.match(r"(-|[ \t]+)", text[end:])
+            if not m:
+                break
+            after = end + m.end()
+            w = _NAME_TOKEN.match(text, after)
+            if not w:
+                break
+            word = w.group(0)
+            if word.lower() in _NAME_PARTICLES and not upper:
+                nxt = re.match(r"[ \t]+", text[w.end() :])
+                w2 = _NAME_TOKEN.match(text, w.end() + nxt.end()) if nxt else None
+                if w2 and joins(w2.group(0), upper) and free(after, w2.end()):
+                    end = w2.end()
+                    continue
+                break
+            if m.group(0) == "-" or joins(word, upper):
+                if not free(after, w.end()):
+                    break
+                end = w.end() if not word.endswith(".") or len(word) == 2 else w.end() - 1
+                continue
+            break
+        start = r.start
+        while True:  # to the left: "Diogo-", "Maren " before "K. Holt"
+            m = re.search(r"([^\W\d_][\w'’]*)(-|[ \t]+)$", text[max(0, start - 40) : start])
+            if not m:
+                break
+            word = m.group(1)
+            if not (m.group(2) == "-" or joins(word, upper)) or not free(start - len(m.group(0)), start):
+                break
+            start -= len(m.group(0))
+        r.start, r.end = start, end
 
 
 def _outranked(result, results) -> bool:

@@ -542,7 +542,7 @@ def support_ticket(v: _Values, filler: Sequence[str]) -> _Doc:
     doc.add(r.choice(("I live at ", "Our office is at ", "Deliver to ")))
     doc.value("address", street, street_needles(street)).add(" in " + v.fake.city() + ". ")
     _person(doc.add(r.choice(("My colleague ", "Please tell ", "I spoke with "))), p).add(
-        r.choice((" about it.", " yesterday."))
+        r.choice((" knows about it.", " was there yesterday."))
     )
     _person(doc.add(" "), p, p.last.split()[0]).add(
         r.choice((" said it would be fixed.", " has the receipt."))
