@@ -76,7 +76,9 @@ def national_id_ok(value: str) -> bool:
         return 97 - int(compact[:13]) % 97 == int(compact[13:])
     if len(compact) == 11:  # PESEL
         weights = (1, 3, 7, 9, 1, 3, 7, 9, 1, 3)
-        return (10 - sum(int(d) * w for d, w in zip(compact, weights, strict=False)) % 10) % 10 == int(compact[10])
+        return (10 - sum(int(d) * w for d, w in zip(compact, weights, strict=False)) % 10) % 10 == int(
+            compact[10]
+        )
     if len(compact) in (10, 12) and any(ch in value for ch in "-+"):  # personnummer YYMMDD-XXXX
         return luhn_ok(compact[-10:])
     return False

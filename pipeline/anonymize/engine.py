@@ -306,6 +306,7 @@ class Engine:
                     res[:] = [r for r in res if r.end <= start or r.start >= end]
                     res.append(RecognizerResult(seg[1], start, end, 0.95))
             for text, res in zip(group, found, strict=True):
+                _trim_field_words(text, res)
                 _extend_names(text, res)
             names = Placeholders()
             for text, res in zip(group, found, strict=True):
@@ -321,14 +322,32 @@ class Engine:
                         words = set(_WORD.findall(text[r.start : r.end].lower()))
                         if words and words <= person_words:
                             res[i] = RecognizerResult("PERSON", r.start, r.end, r.score)
-            # consistency: every later mention of any of a found person's name words, in any case
-            known = sorted((w for w in person_words if len(w) > 2 and w not in _stop_words()), key=len, reverse=True)
-            if known:
-                pattern = re.compile(r"(?<![^\W_])(?:" + "|".join(map(re.escape, known)) + r")(?![^\W_])", re.IGNORECASE)
+            # consistency: every mention of any of a found person's name words, in any case; the
+            # mentions found so are grown over their neighbours, and what that adds is matched again
+            for _round in range(2):
+                known = sorted(
+                    (w for w in person_words if len(w) > 2 and w not in _stop_words()), key=len, reverse=True
+                )
+                if not known:
+                    break
+                pattern = re.compile(
+                    r"(?<![^\W_])(?:" + "|".join(map(re.escape, known)) + r")(?![^\W_])", re.IGNORECASE
+                )
                 for text, res in zip(group, found, strict=True):
-                    for m in pattern.finditer(text):
-                        if not any(r.start <= m.start() < r.end for r in res):
-                            res.append(RecognizerResult("PERSON", m.start(), m.end(), 0.6))
+                    added = [
+                        RecognizerResult("PERSON", m.start(), m.end(), 0.6)
+                        for m in pattern.finditer(text)
+                        if not any(r.start <= m.start() < r.end for r in res)
+                    ]
+                    res.extend(added)
+                    if added:
+                        _extend_names(text, res)
+                        for r in added:
+                            if not _outranked(r, res):
+                                names.identity("PERSON", text[r.start : r.end])
+                if names.words("PERSON") == person_words:
+                    break
+                person_words = names.words("PERSON")
             out.append((found, names))
         return out
 
@@ -369,6 +388,44 @@ _NAME_TOKEN = re.compile(r"[^\W\d_][\w'’]*(?:-[^\W\d_][\w'’]*)*\.?")
 _NAME_PARTICLES = frozenset("de del della di da do dos das du la le van von der den ter ten y e".split())
 
 
+def _field_words() -> frozenset[str]:
+    from pipeline.anonymize.patterns import ID_LABELS, KEY_ENTITIES
+
+    return (
+        frozenset(KEY_ENTITIES)
+        | {w for label in ID_LABELS for w in label.split()}
+        | {"ip", "msg", "event", "level"}
+    )
+
+
+def _trim_field_words(text: str, results: list) -> None:
+    """Cut field names out of NER's name and business spans: `iban:`, `card=4111... phone=...`, `NAME,EMAIL`.
+
+    The small English model tags log keys and CSV headers as organisations or people; a key is
+    never a name, and a name's words are matched again everywhere in the example.
+    """
+    fields = _field_words()
+    keep = []
+    for r in results:
+        if r.entity_type in NUMBERED:
+            tokens = list(re.finditer(r"[^\s=:,;\"']+", text[r.start : r.end]))
+            base = r.start
+            while tokens and (
+                tokens[0].group(0).lower().strip(".-_") in fields
+                or "=" in text[base + tokens[0].end() : base + tokens[0].end() + 1]
+            ):
+                tokens.pop(0)
+            while tokens and tokens[-1].group(0).lower().strip(".-_") in fields:
+                tokens.pop()
+            if not tokens:
+                continue
+            if any("=" in text[base + t.start() : base + t.end() + 1] for t in tokens):
+                continue  # a key=value pair is no name: the cue finders handle its value
+            r.start, r.end = base + tokens[0].start(), base + tokens[-1].end()
+        keep.append(r)
+    results[:] = keep
+
+
 def _stop_words() -> frozenset[str]:
     from pipeline.anonymize.recognizers import STOP_WORDS
 
@@ -402,7 +459,12 @@ def _extend_names(text: str, results: list) -> None:
             continue
         span = text[r.start : r.end]
         letters = [ch for ch in span if ch.isalpha()]
-        if not letters or not span[0].isupper():
+        if not letters:
+            continue
+        if not span[0].isupper():  # "[kornelia] hetmańczyk", "[damian] d. duszczak": one more word
+            m = re.match(r"(?:[ \t]+[^\W\d_]\.)?[ \t]+([^\W\d_][\w'’-]{2,})", text[r.end :])
+            if m and m.group(1).lower() not in stop and m.group(1).islower() and free(r.end, r.end + m.end()):
+                r.end += m.end()
             continue
         upper = all(ch.isupper() for ch in letters) and len(letters) > 3
         end = r.end

@@ -189,7 +189,11 @@ _ID_FORMATS = (
     (re.compile(r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"), 0.85, False),
     (re.compile(r"(?i)\b[A-Z]{6}\d{2}[A-EHLMPR-T]\d{2}[A-Z]\d{3}[A-Z]\b"), 0.9, True),  # codice fiscale
     (re.compile(r"(?i)\b(?:\d{8}|[XYZ]-?\d{7})-?[A-Z]\b"), 0.9, True),  # DNI, NIE
-    (re.compile(r"(?<![\d-])[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?!\d)"), 0.9, True),  # NIR
+    (
+        re.compile(r"(?<![\d-])[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?!\d)"),
+        0.9,
+        True,
+    ),  # NIR
     (re.compile(r"(?<![\d-])(?:19|20)?\d{6}[-+]\d{4}(?!\d)"), 0.85, True),  # personnummer
     (re.compile(r"(?<![\d-])\d{11}(?!\d)"), 0.7, True),  # PESEL
 )
@@ -225,10 +229,44 @@ _TOWN = (
     rf"|{_CITY},[ \t]*[A-Z]{{2}}[ \t]+\d{{5}}(?:-\d{{4}})?|{_CITY}[ \t]+{_UK_POSTCODE}|{_CITY},[ \t]*{_POSTCODE}))?"
 )
 _USPS = r"(?i:" + _alt(USPS_SUFFIXES) + r")"
-_STRONG_PREFIX = PREFIX_TYPES - {"via", "place", "square", "route", "passage", "cours", "largo", "pl", "av", "bd", "os", "vila", "acceso", "canale"}
+_STRONG_PREFIX = PREFIX_TYPES - {
+    "via",
+    "place",
+    "square",
+    "route",
+    "passage",
+    "cours",
+    "largo",
+    "pl",
+    "av",
+    "bd",
+    "os",
+    "vila",
+    "acceso",
+    "canale",
+}
 _PREFIX_ANY = r"(?i:" + _alt(PREFIX_TYPES) + r")"
 _PREFIX_STRONG = r"(?i:" + _alt(_STRONG_PREFIX) + r")"
-_UNAMBIGUOUS_POSTFIX = {"utca", "út", "útja", "tér", "körút", "köz", "sétány", "fasor", "vej", "gade", "straße", "strasse", "straat", "gatan", "vägen", "stræde"}
+#: Words that start a sentence, not a street name ("I live at Kossuth utca 5": the street is "Kossuth utca 5").
+_NOT_STREET = r"(?!(?i:i|at|to|in|on|the|a|an|my|our|is|of|for|and|live|lives|deliver|ship|send|office|from|with|near|by|am)\b)"
+_UNAMBIGUOUS_POSTFIX = {
+    "utca",
+    "út",
+    "útja",
+    "tér",
+    "körút",
+    "köz",
+    "sétány",
+    "fasor",
+    "vej",
+    "gade",
+    "straße",
+    "strasse",
+    "straat",
+    "gatan",
+    "vägen",
+    "stræde",
+}
 _ENDINGS = r"(?i:" + _alt(COMPOUND_ENDINGS) + r")"
 _STRONG_ENDINGS = r"(?i:straße|strasse|str\.|gasse|straat|gatan|vägen|vej|gade|stræde|plads|laan|gracht|singel|dijk|steeg|dreef|allee|platz|weg)"
 
@@ -244,7 +282,9 @@ ADDRESS_PATTERNS = (
         r"drive|dr|court|ct|way|place|pl|terrace|parkway|pkwy|highway|hwy)\b\.?" + _UNIT
     ),
     # Flat 41T, Howarth River / Unit 3, Harbour Court: a unit first, then the street
-    re.compile(rf"(?i:flat|apartment|apt|unit|suite)\.?\s*\w{{1,5}},?\s+(?:{_CAP}\s+){{0,3}}{_USPS}\b\.?" + _TOWN),
+    re.compile(
+        rf"(?i:flat|apartment|apt|unit|suite)\.?\s*\w{{1,5}},?\s+(?:{_CAP}\s+){{0,3}}{_USPS}\b\.?" + _TOWN
+    ),
     # 12 rue de Rivoli / 16, avenue de Poulain: number, then a European type before the name
     re.compile(
         rf"(?<![\w-])\d{{1,5}}(?:\s?(?:bis|ter))?,?\s+{_PREFIX_ANY}\.?\s+(?:(?:{_PARTICLE}\s+)?{_WORD}\s*){{1,5}}?"
@@ -252,30 +292,49 @@ ADDRESS_PATTERNS = (
     ),
     # Calle Mayor 5, Via Roma, 12, ul. Kwiatowa 12/3, Rua Augusta, 25: type, name, number
     re.compile(
-        rf"(?<![\w-]){_PREFIX_STRONG}\.?\s+(?:(?:{_PARTICLE}\s+)?{_WORD}[ \t]*){{1,5}}?,?[ \t]*{_NUM}" + _UNIT + _TOWN
+        rf"(?<![\w-]){_PREFIX_STRONG}\.?\s+(?:(?:{_PARTICLE}\s+)?{_WORD}[ \t]*){{1,5}}?,?[ \t]*{_NUM}"
+        + _UNIT
+        + _TOWN
     ),
     re.compile(
-        rf"(?<![\w-]){_PREFIX_ANY}\.?\s+(?:(?:{_PARTICLE}\s+)?{_CAP}[ \t]*){{1,5}}?,?[ \t]*{_NUM}" + _UNIT + _TOWN
+        rf"(?<![\w-]){_PREFIX_ANY}\.?\s+(?:(?:{_PARTICLE}\s+)?{_CAP}[ \t]*){{1,5}}?,?[ \t]*{_NUM}"
+        + _UNIT
+        + _TOWN
     ),
     # rue Clémence Samson, chemin de Mace, Praia Maria Julia Rezende: type and capitalised name, no number
     re.compile(
-        rf"(?<![\w-]){_PREFIX_ANY}\.?\s+(?:{_PARTICLE}\s+)?{_CAP}(?:[ \t]+(?:{_PARTICLE}[ \t]+)?{_CAP}){{0,3}}" + _TOWN
+        rf"(?<![\w-]){_PREFIX_ANY}\.?\s+(?:{_PARTICLE}\s+)?{_CAP}(?:[ \t]+(?:{_PARTICLE}[ \t]+)?{_CAP}){{0,3}}"
+        + _TOWN
     ),
     # Kossuth utca 12., Næsbyholm Allé 77, Dózsa györgy utca 176.: name, type after it, number
     re.compile(
-        rf"(?<![\w-])(?:{_CAP}[ \t]+)(?:{_WORD}[ \t]+){{0,2}}(?i:" + _alt(POSTFIX_TYPES) + rf")\.?,?[ \t]*{_NUM}" + _UNIT + _TOWN
+        rf"(?<![\w-]){_NOT_STREET}(?:{_CAP}[ \t]+)(?:{_NOT_STREET}{_WORD}[ \t]+){{0,2}}(?i:"
+        + _alt(POSTFIX_TYPES)
+        + rf")\.?,?[ \t]*{_NUM}"
+        + _UNIT
+        + _TOWN
     ),
     re.compile(
-        rf"(?<![\w-])(?:{_WORD}[ \t]+){{1,3}}(?i:" + _alt(_UNAMBIGUOUS_POSTFIX) + rf")\.?,?[ \t]*{_NUM}" + _UNIT + _TOWN
+        rf"(?<![\w-])(?:{_NOT_STREET}{_WORD}[ \t]+){{1,3}}(?i:"
+        + _alt(_UNAMBIGUOUS_POSTFIX)
+        + rf")\.?,?[ \t]*{_NUM}"
+        + _UNIT
+        + _TOWN
     ),
     # Hauptstraße 12, Fechnergasse 2/5, Kerkstraat 12, Storgatan 5, Degnemosevej 78
     re.compile(rf"(?<![\w-])[{_UP}][\w'’-]*?{_ENDINGS},?[ \t]*{_NUM}" + _UNIT + _TOWN),
     re.compile(rf"(?<![\w-])[^\W\d_][\w'’-]*?{_STRONG_ENDINGS},?[ \t]*{_NUM}" + _UNIT + _TOWN),
     # P.O. Box 1234
-    re.compile(r"\b(?i:P\.?\s?O\.?\s*Box|Postfach|Apartado|Casella postale|Skrytka pocztowa)\s+\d{1,6}\b" + _TOWN),
+    re.compile(
+        r"\b(?i:P\.?\s?O\.?\s*Box|Postfach|Apartado|Casella postale|Skrytka pocztowa)\s+\d{1,6}\b" + _TOWN
+    ),
 )
 _STREETISH = re.compile(
-    r"(?i)\d|\b(?:" + _alt(USPS_SUFFIXES | PREFIX_TYPES | POSTFIX_TYPES) + r")\b|(?:" + _alt(COMPOUND_ENDINGS) + r")\b"
+    r"(?i)\d|\b(?:"
+    + _alt(USPS_SUFFIXES | PREFIX_TYPES | POSTFIX_TYPES)
+    + r")\b|(?:"
+    + _alt(COMPOUND_ENDINGS)
+    + r")\b"
 )
 _ADDRESS_CUE = re.compile(
     r"(?i:\b(?:i live at|i live on|lives at|living at|office is at|offices are at|located at|deliver(?: it)? to|"
@@ -339,7 +398,9 @@ KEY_ENTITIES = {
         "ADDRESS",
     ),
     "iban": "IBAN_CODE",
-    **dict.fromkeys(("ssn", "nino", "national_id", "tax_id", "dni", "nif", "bsn", "pesel", "nir"), "NATIONAL_ID"),
+    **dict.fromkeys(
+        ("ssn", "nino", "national_id", "tax_id", "dni", "nif", "bsn", "pesel", "nir"), "NATIONAL_ID"
+    ),
     **dict.fromkeys(("ip", "ip_address", "client_ip", "remote_addr", "remote_ip"), "IP_ADDRESS"),
     **dict.fromkeys(("card", "card_number", "cc_number", "pan"), "CREDIT_CARD"),
 }
@@ -438,7 +499,48 @@ def find_cued_names(text: str, stop_words: frozenset[str]) -> Iterator[Found]:
             if token[0].islower() and len(taken) >= 2:
                 break
         if taken:
-            yield ("PERSON", start + taken[0].start(), start + taken[-1].end(), 0.8)
+            yield ("PERSON", start + taken[0].start(), start + taken[-1].end(), 0.9)
 
 
-_PARTICLES = frozenset({"de", "del", "da", "di", "van", "von", "der", "den", "la", "le", "y", "dos", "das", "du"})
+_PARTICLES = frozenset(
+    {"de", "del", "da", "di", "van", "von", "der", "den", "la", "le", "y", "dos", "das", "du"}
+)
+
+
+_INTRO = re.compile(
+    r"(?i:\b(?:this is|it's|it is|i'm|i am|hey|hi|hello|thanks|thank you|cheers)[,!]?\s+)(?P<pii>[^\W\d_][\w'’-]*)"
+)
+
+
+def find_introduced_names(text: str, first_names: frozenset[str]) -> Iterator[Found]:
+    """`i'm maren`, `this is jonas speaking`: a listed first name after an introduction, any case."""
+    for m in _INTRO.finditer(text):
+        if m.group("pii").lower() in first_names:
+            yield ("PERSON", m.start("pii"), m.end("pii"), 0.85)
+
+
+#: A line of two to four words, capitalised or all upper case, and nothing else: a name line.
+_NAME_LINE = re.compile(
+    rf"[ \t]*(?:[{_UP}][\w'’.-]*)(?:[ \t]+(?:(?:de|del|da|das|dos|di|van|von|der|den|y|e|la|le)[ \t]+)?[{_UP}][\w'’.-]*){{1,3}}[ \t]*"
+)
+_SIGN_OFF_LINE = re.compile(r"[^\W\d_][\w'’ -]{1,40},[ \t]*")
+
+
+def find_name_lines(text: str, address_starts: list[int]) -> Iterator[Found]:
+    """In a block over several lines, the name line above an address, and the one under a sign-off ("Regards,")."""
+    if "\n" not in text:
+        return
+    lines, pos = [], 0
+    for line in text.split("\n"):
+        lines.append((pos, line))
+        pos += len(line) + 1
+    for i, (offset, line) in enumerate(lines):
+        if not _NAME_LINE.fullmatch(line) or line.rstrip().endswith(":"):
+            continue
+        below = lines[i + 1][0] if i + 1 < len(lines) else None
+        above = lines[i - 1][1] if i else ""
+        if (
+            below is not None and any(below <= a < below + 4 for a in address_starts)
+        ) or _SIGN_OFF_LINE.fullmatch(above):
+            start = offset + len(line) - len(line.lstrip())
+            yield ("PERSON", start, offset + len(line.rstrip()), 0.9)

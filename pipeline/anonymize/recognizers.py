@@ -24,8 +24,30 @@ Validator = Callable[[str, str, int], bool]  # (value, whole text, start) -> kee
 #: words and the words people write after a name in a message.
 STOP_WORDS = frozenset(
     _SPACY_STOP_WORDS
-    | {"please", "thanks", "thank", "asap", "today", "tomorrow", "yesterday", "reception", "desk", "front",
-       "office", "team", "support", "help", "hello", "knows", "said", "says", "has", "was", "is", "will"}
+    | {
+        "please",
+        "thanks",
+        "thank",
+        "asap",
+        "today",
+        "tomorrow",
+        "yesterday",
+        "reception",
+        "desk",
+        "front",
+        "office",
+        "team",
+        "support",
+        "help",
+        "hello",
+        "knows",
+        "said",
+        "says",
+        "has",
+        "was",
+        "is",
+        "will",
+    }
 )
 
 
@@ -201,8 +223,18 @@ def _all_cues(text: str) -> list[Found]:
     return [*patterns.find_key_values(text), *patterns.find_table_cells(text)]
 
 
+_LOWER_FIRST_NAMES = frozenset(n.lower() for n in FIRST_NAMES)
+
+
 def _cued_names(text: str) -> list[Found]:
-    return list(patterns.find_cued_names(text, STOP_WORDS))
+    found = [
+        *patterns.find_cued_names(text, STOP_WORDS),
+        *patterns.find_introduced_names(text, _LOWER_FIRST_NAMES),
+    ]
+    if "\n" in text:
+        streets = [start for _, start, _, _ in patterns.find_addresses(text)]
+        found.extend(patterns.find_name_lines(text, streets))
+    return found
 
 
 def engine_recognizers() -> list[EntityRecognizer]:
