@@ -496,7 +496,11 @@ def _extend_names(text: str, results: list) -> None:
             if not m:
                 break
             word = m.group(1)
-            if not (m.group(2) == "-" or joins(word, upper)) or not free(start - len(m.group(0)), start):
+            at = start - len(m.group(0))
+            sentence_start = not text[:at].strip() or text[:at].rstrip()[-1] in ".!?:\n\"'([{,;"
+            if m.group(2) != "-" and (sentence_start or not joins(word, upper)):
+                break  # "Ask Maria Lopez": a capitalised word opening a sentence is not her name
+            if not free(at, start):
                 break
             start -= len(m.group(0))
         r.start, r.end = start, end

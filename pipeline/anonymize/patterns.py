@@ -274,7 +274,7 @@ ADDRESS_PATTERNS = (
     # 1234 Elm Street, 77763 Tony Village Suite 690, 221B Baker Street: number, capitalised words, USPS suffix
     re.compile(
         rf"(?<![\w-])\d{{1,6}}[A-Za-z]?,?\s+(?:(?:N|S|E|W|NE|NW|SE|SW|North|South|East|West)\.?\s+)?"
-        rf"(?:{_CAP}\s+){{0,4}}?{_USPS}\b\.?" + _UNIT + _TOWN
+        rf"(?:{_CAP}\s+){{0,4}}{_USPS}\b\.?" + _UNIT + _TOWN
     ),
     # the same in lower case, at most two words before a common suffix: 12 elm street
     re.compile(
@@ -344,12 +344,17 @@ _ADDRESS_CUE = re.compile(
 
 
 def find_addresses(text: str) -> Iterator[Found]:
-    for pattern in ADDRESS_PATTERNS:
-        for m in pattern.finditer(text):
-            yield ("ADDRESS", m.start(), m.end(), 0.9)
-    for m in _ADDRESS_CUE.finditer(text):
-        if _STREETISH.search(m.group("pii")):
-            yield ("ADDRESS", m.start("pii"), m.end("pii"), 0.9)
+    """Every address span, overlapping matches of the patterns merged into one."""
+    spans = [m.span() for pattern in ADDRESS_PATTERNS for m in pattern.finditer(text)]
+    spans += [m.span("pii") for m in _ADDRESS_CUE.finditer(text) if _STREETISH.search(m.group("pii"))]
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    for start, end in merged:
+        yield ("ADDRESS", start, end, 0.9)
 
 
 # ---------------------------------------------------------------- cues: key=value logs, CSV headers
