@@ -354,6 +354,8 @@ def find_addresses(text: str) -> Iterator[Found]:
         else:
             merged.append([start, end])
     for start, end in merged:
+        if text[end - 1] == "." and text[end - 2].isalpha() and (end == len(text) or text[end].isspace()):
+            end -= 1  # the full stop after the city ends the sentence, not the address
         yield ("ADDRESS", start, end, 0.9)
 
 
