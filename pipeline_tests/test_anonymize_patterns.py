@@ -27,6 +27,7 @@ FINDS = [
     (patterns.find_national_ids, "personnummer: 070101-4268", "NATIONAL_ID", "070101-4268"),
     (patterns.find_national_ids, "DNI 31939071Y", "NATIONAL_ID", "31939071Y"),
     (patterns.find_national_ids, "my National Insurance number is ZZ060483T", "NATIONAL_ID", "ZZ060483T"),
+    (patterns.find_national_ids, "my ni number is zz 84 67 98 t.", "NATIONAL_ID", "zz 84 67 98 t"),
     (
         patterns.find_addresses,
         "at 344 Mathis Parkways Suite 907\nLake Laura, MT 87630\n",

@@ -87,6 +87,7 @@ def test_count_by_kind():
         ("maestro 501811524492 on file", "card"),
         ("my PESEL is 93090881248", "national_id"),
         ("codice fiscale GRNNGN11S10E780I", "national_id"),
+        ("my ni number is zz 846798 t.", "national_id"),
     ],
 )
 def test_hardened_formats_are_found(text, kind):

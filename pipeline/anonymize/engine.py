@@ -388,6 +388,7 @@ _NAME_TOKEN = re.compile(r"[^\W\d_][\w'’]*(?:-[^\W\d_][\w'’]*)*\.?")
 _NAME_PARTICLES = frozenset("de del della di da do dos das du la le van von der den ter ten y e".split())
 
 
+@lru_cache(maxsize=1)
 def _field_words() -> frozenset[str]:
     from pipeline.anonymize.patterns import ID_LABELS, KEY_ENTITIES
 

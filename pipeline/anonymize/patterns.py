@@ -28,6 +28,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 
 import phonenumbers
 
@@ -182,7 +183,7 @@ ID_LABELS = (
 _ID_CUE = re.compile(
     r"(?i)(?<![\w])(?:" + _alt(ID_LABELS) + r")(?![\w])"
     r"(?:\W{0,3}(?:is|was|number|no\.?|nr\.?|num|es|est|è|é|är|ist|jest|=|:))?[\s:=#'\"]{0,4}"
-    r"(?P<pii>[A-Za-z]{0,6}\d[A-Za-z0-9]*(?:[ ./-]\d[A-Za-z0-9]*){0,5})"
+    r"(?P<pii>(?:[A-Za-z]{1,6} ?)?\d[A-Za-z0-9]*(?:[ ./-]\d[A-Za-z0-9]*){0,5}(?:[ ./-][A-Za-z](?![\w]))?)"
 )
 _ID_FORMATS = (
     (re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\d-])"), 0.95, False),
@@ -343,8 +344,14 @@ _ADDRESS_CUE = re.compile(
 )
 
 
-def find_addresses(text: str) -> Iterator[Found]:
-    """Every address span, overlapping matches of the patterns merged into one."""
+def find_addresses(text: str) -> list[Found]:
+    """Every address span, overlapping matches of the patterns merged into one (cached: two recognizers ask)."""
+    return _addresses(text)
+
+
+@lru_cache(maxsize=64)
+def _addresses(text: str) -> list[Found]:
+    out = []
     spans = [m.span() for pattern in ADDRESS_PATTERNS for m in pattern.finditer(text)]
     spans += [m.span("pii") for m in _ADDRESS_CUE.finditer(text) if _STREETISH.search(m.group("pii"))]
     merged: list[list[int]] = []
@@ -356,7 +363,8 @@ def find_addresses(text: str) -> Iterator[Found]:
     for start, end in merged:
         if text[end - 1] == "." and text[end - 2].isalpha() and (end == len(text) or text[end].isspace()):
             end -= 1  # the full stop after the city ends the sentence, not the address
-        yield ("ADDRESS", start, end, 0.9)
+        out.append(("ADDRESS", start, end, 0.9))
+    return out
 
 
 # ---------------------------------------------------------------- cues: key=value logs, CSV headers

@@ -44,7 +44,7 @@ _ID_LABELLED = re.compile(
     r"(?i)(?<!\w)(?:national id|id number|ni number|national insurance(?: number)?|nino|nir|sécurité sociale|"
     r"n° sécu|dni|nif|nie|codice fiscale|cod\. fiscale|bsn-nummer|bsn|burgerservicenummer|pesel|personnummer|personnr|"
     r"adóazonosító(?: jel)?|személyi szám|adószám|taj|steuer-?id|steuernummer|cpr|cpf|contribuinte)(?!\w)"
-    r"[\s:=#]*(?:is|es|est|è|är|ist|jest|nr\.?|no\.?)?[\s:=#]*(?P<id>[A-Za-z]{0,6}\d[A-Za-z0-9]*(?:[ ./-]\d[A-Za-z0-9]*){0,4})"
+    r"[\s:=#]*(?:is|es|est|è|är|ist|jest|nr\.?|no\.?)?[\s:=#]*(?P<id>(?:[A-Za-z]{1,6} ?)?\d[A-Za-z0-9]*(?:[ ./-]\d[A-Za-z0-9]*){0,4}(?:[ ./-][A-Za-z]\b)?)"
 )
 _ID_CHECKED = re.compile(
     r"(?i)\b[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z]\b|\b(?:\d{8}|[XYZ]-?\d{7})-?[A-Z]\b"

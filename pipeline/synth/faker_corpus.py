@@ -56,8 +56,10 @@ LOCALES = (
 #: Kinds that are scored, in the order the benchmark prints them; the first six must never leak.
 KINDS = ("email", "phone", "card", "ip", "national_id", "iban", "person", "address")
 STRUCTURED = KINDS[:6]
-#: Split name -> seed. The seeds differ, and so do the filler sentences (see `_FILLER`).
-SPLITS = {"dev": 20260310, "heldout": 90417}
+#: Split name -> seed. The seeds differ, and so do the filler sentences (see `_FILLER`). The first
+#: held-out seed (90417) was read once, its leaked values shown, and a fix (national ids spaced
+#: and in lower case after their label) followed: it is retired, and a fresh seed reports since.
+SPLITS = {"dev": 20260310, "heldout": 48611}
 
 #: Placeholders of Flywheel's table and of default Presidio (`<PERSON>`): not the input's words.
 PLACEHOLDER = re.compile(r"\[[A-Z_]+(?:_\d+)?\]|<[A-Z_]+>|contact@example\.com|\+1 \(555\) 000-0000")
