@@ -8,11 +8,15 @@ What differs from `AnalyzerEngine()` with defaults, and why:
   about 3x faster). Texts go through `nlp.pipe` in batches and the artifacts are handed to
   `AnalyzerEngine.analyze(nlp_artifacts=...)`.
 * **recognizers**: only the kinds Flywheel redacts (see `PLACEHOLDERS`), not Presidio's ~30
-  defaults for every country. Our own recognizers (`recognizers.py`) for street addresses (US,
-  UK, German, French, PO boxes), phone numbers in national and international formats (validated
-  with `phonenumbers`), Luhn-checked cards, US SSNs and UK NINOs, names after cues ("my name
-  is", sign-offs, titles) and from a first-name list, business names by their ending ("Bakery",
-  "LLC"); Presidio's own IP and IBAN (checksum) recognizers.
+  defaults for every country. Our own finders (`patterns.py`, wrapped in `recognizers.py`): street
+  addresses (USPS Publication 28 suffixes, European street types before, after or fused to the
+  name, units, postcode + city lines), phones in national and international formats with
+  extensions, IBANs in any case (mod-97), cards of 12..19 digits (network prefix + Luhn), national
+  ids after a label in ten languages or by checksum, key=value and CSV-column cues, names after
+  cues in any case, name lines in address blocks and signatures, business names by their ending;
+  Presidio's own IP recognizer. After analysis, each name is grown over the name words beside it
+  ("Diogo-Maria Vitória D. Albuquerque Gonçalves"), and every later mention of any of its words,
+  in any case, is that person too ("Maren K. Holt" ... "holt").
 * **placeholders**: the seed's table. People and businesses are numbered per example, so two
   people stay distinguishable and one person keeps one placeholder in every field of the example:
   the first person is `[PERSON_NAME]`, the second `[PERSON_NAME_2]`, ...; "Maria" after "Maria
