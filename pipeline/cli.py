@@ -56,7 +56,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_anonymize(args: argparse.Namespace) -> int:
-    from pipeline.anonymize.cli import anonymize_stream
+    from pipeline.anonymize.stream import anonymize_stream
 
     counts = anonymize_stream(sys.stdin.buffer, sys.stdout, workers=args.workers)
     print(json.dumps(counts, sort_keys=True), file=sys.stderr)

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from pipeline.anonymize.cli import anonymize_stream
 from pipeline.anonymize.records import id_hash, tenant_hash
 from pipeline.anonymize.residual import scan
+from pipeline.anonymize.stream import anonymize_stream
 from pipeline.core.contract import validate_feedback, validate_interaction
 from pipeline_tests.anonymize_helpers import load_engine
 

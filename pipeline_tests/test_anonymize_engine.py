@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from pipeline.anonymize.corpus import STRUCTURED, build_corpus, recall
 from pipeline.anonymize.engine import PLACEHOLDERS, Placeholders
 from pipeline.anonymize.records import id_hash, prepare_example, prepare_record, tenant_hash
 from pipeline.anonymize.residual import scan
+from pipeline.synth.pii_corpus import STRUCTURED, build_corpus, recall
 from pipeline_tests.anonymize_helpers import ENGINE_ONLY, PLANTED, load_engine, scored_example
 
 
@@ -172,3 +172,136 @@ def test_corpus_spans_are_exact():
         assert 70 <= message.words <= 200
         for entity in message.entities:
             assert message.text[entity.start : entity.end] == entity.text
+
+
+# ---------------------------------------------------------------- fixes by class (issue 10)
+# Each row: the texts of one example, and the words that must not survive anywhere in it.
+
+LEAK_CASES = {
+    "consistency: surname alone after the full name": (
+        ["Please ask Maren K. Holt to review it.", "Holt said the draft is fine; tell holt thanks."],
+        ["Maren", "Holt", "holt"],
+    ),
+    "consistency: lower-case first name later": (
+        ["Thanks Siobhan, see you soon.", "ok siobhan will send it"],
+        ["Siobhan", "siobhan"],
+    ),
+    "lower-case name after a strong cue": (
+        ["account holder felipe rocha, please refund"],
+        ["felipe", "rocha"],
+    ),
+    "hyphenated first name and surname": (
+        ["My colleague Jarl-Hans Skov-Knudsen knows about it. Skov-Knudsen has the receipt."],
+        ["Jarl", "Hans", "Skov", "Knudsen"],
+    ),
+    "Spanish double surname with y": (
+        ["I spoke with Iván Lillo y Flores yesterday."],
+        ["Iván", "Lillo", "Flores"],
+    ),
+    "Portuguese surname with particles": (
+        ["Please tell Diogo Albuquerque da Silva Gonçalves about it."],
+        ["Diogo", "Albuquerque", "Silva", "Gonçalves"],
+    ),
+    "upper-case name above an address block": (
+        ["Ship to:\nCARMEN JÄHN\nFECHNERGASSE 2/5\n58625 KARLSRUHE\nDEUTSCHLAND"],
+        ["CARMEN", "JÄHN", "FECHNERGASSE"],
+    ),
+    "name under a sign-off in another language": (
+        ["Üdvözlettel,\nVarga Éva\nBudakereszti tér 50."],
+        ["Varga", "Éva"],
+    ),
+    "phone with an extension": (["call +1-202-555-0143x1234 tonight"], ["0143", "1234"]),
+    "phone in a national short format": (
+        ["ring 06-7/439 1500 or (030) 6913920 ext 22201"],
+        ["439", "6913920", "22201"],
+    ),
+    "lower-case IBAN": (["iban: de89370400440532013000, thanks"], ["de89370400440532013000"]),
+    "12-digit Maestro card": (["card 501811524492 was charged"], ["501811524492"]),
+    "national id after its label": (
+        ["My PESEL is 93090881248 and my BSN is 182360799, codice fiscale GRNNGN11S10E780I."],
+        ["93090881248", "182360799", "GRNNGN11S10E780I"],
+    ),
+    "USPS suffix with a unit": (
+        ["I live at 77763 Tony Village Suite 690, Adamsbury, MT 87630."],
+        ["Tony", "Village", "690"],
+    ),
+    "French street type before the name": (["Deliver to 16, avenue de Poulain, 75001 Paris"], ["Poulain"]),
+    "Polish ul. and Italian Via": (
+        ["Ship to ul. Czarnieckiego 57, 50-044 Łódź or Via Roma 12, 00184 Roma."],
+        ["Czarnieckiego", "Roma 12"],
+    ),
+    "fused street endings": (
+        ["Hauptstraße 12, Fechnergasse 2/5, Kerkstraat 8, Storgatan 5 and Degnemosevej 78 are ours."],
+        ["Hauptstraße", "Fechnergasse", "Kerkstraat", "Storgatan", "Degnemosevej"],
+    ),
+    "street type after the name": (["Office: Szabadság utca 209., 1051 Budapest"], ["Szabadság"]),
+    "cues in key=value logs": (
+        ['level=info name="Maren Holt" phone=0388475108 address: Skolvägen 76, 71706 Ängelholm msg="ok"'],
+        ["Maren", "Holt", "0388475108", "Skolvägen"],
+    ),
+    "CSV columns by their header": (
+        ['name,email,phone,street\n"Barna Dániel",bd@example.org,91652660,"Dózsa György utca 176."'],
+        ["Barna", "Dániel", "91652660", "Dózsa"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LEAK_CASES))
+def test_fix_classes_leave_nothing(engine, case):
+    texts, secrets = LEAK_CASES[case]
+    out = "\n".join(redact(engine, *texts))
+    for secret in secrets:
+        assert secret not in out, (secret, out)
+    assert scan(out) == []
+
+
+KEEP_CASES = {
+    "cities and countries are kept": (
+        "We opened in Lisbon and Berlin last year, Portugal is next.",
+        ["Lisbon", "Berlin", "Portugal"],
+    ),
+    "a capitalised verb before a name is not the name": ("Ask Maria Lopez.", ["Ask"]),
+    "log and CSV keys are not names": (
+        "iban: DE89370400440532013000 email=jo@example.org",
+        ["iban", "email"],
+    ),
+    "ordinary prose with numbers": (
+        "We sold 1,299 loaves on 2026-03-15 in 3 shops via email.",
+        ["1,299", "2026-03-15", "via email"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(KEEP_CASES))
+def test_what_is_not_personal_data_is_kept(engine, case):
+    text, kept = KEEP_CASES[case]
+    (out,) = redact(engine, text)
+    for word in kept:
+        assert word in out, (word, out)
+
+
+def test_numbering_and_json_survive_the_new_rules(engine):
+    row = scored_example(
+        3,
+        response_format="json",
+        response=json.dumps(
+            {
+                "contact": {
+                    "name": "Iván Lillo y Flores",
+                    "phone": "91652660",
+                    "address": "Olufsvej 2, 7405 Skælskør",
+                }
+            }
+        ),
+        completion="Thanks Iván and John Smith",
+    )
+    prep = prepare_example(row)
+    prep.apply(engine.redact_groups([prep.segments])[0].texts)
+    contact = json.loads(row["response"])["contact"]
+    assert contact == {
+        "name": "[PERSON_NAME_2]",
+        "phone": "+1 (555) 000-0000",
+        "address": "[ADDRESS]",
+    } or contact["name"].startswith("[PERSON_NAME")
+    assert contact["phone"] == "+1 (555) 000-0000" and contact["address"] == "[ADDRESS]"
+    assert "Iván" not in row["completion"] and "[PERSON_NAME" in row["completion"]

@@ -142,3 +142,22 @@ def test_expectations_fail_with_rows_and_next_step(gx_loaded):
     assert "examples.score expect_column_values_to_be_between (1 of 5 rows)" in result.description
     assert "fix scored_examples" in result.description
     json.dumps(result.metadata)  # metadata is JSON for the UI
+
+
+@pytest.mark.parametrize(
+    "leak,kind",
+    [
+        ("write to maria.contact@example.com", "email"),  # a placeholder inside a real address
+        ("call +1 (555) 000-00001", "phone"),  # ... or inside a real number
+        ("desk (030) 6913920 ext 22201", "phone"),
+        ("iban de89370400440532013000", "iban"),
+        ("card 501811524492", "card"),
+        ("PESEL 93090881248", "national_id"),
+    ],
+)
+def test_residual_gate_fails_on_what_the_engine_used_to_miss(leak, kind):
+    examples = good_examples()
+    examples.loc[0, "completion"] = f"Welcome to [BUSINESS_NAME], {leak}."
+    result = gates.residual_pii(examples, good_pairs())
+    assert not result.passed
+    assert result.metadata["residual_by_kind"][kind] >= 1

@@ -68,3 +68,44 @@ def test_redacted_context_never_shows_the_value():
 def test_count_by_kind():
     counts = count_by_kind([PLANTED["email"], PLANTED["card"] + " " + PLANTED["phone"], "nothing here"])
     assert counts == {"email": 1, "card": 1, "phone": 1}
+
+
+@pytest.mark.parametrize(
+    "text,kind",
+    [
+        # a placeholder is allowed only as a whole token: these hold real values around it
+        ("write to maria.contact@example.com today", "email"),
+        ("or contact@example.com.au for Australia", "email"),
+        ("call +1 (555) 000-00001 now", "phone"),
+        ("call 4+1 (555) 000-0000 now", "phone"),
+        # extensions, national formats, lower-case IBANs, 12-digit cards
+        ("call +1-202-555-0143x1234 tonight", "phone"),
+        ("our desk: (030) 6913920 ext 22201", "phone"),
+        ("ring 06-7/439 1500 after lunch", "phone"),
+        ("iban de89370400440532013000 please", "iban"),
+        ("iban de89 3704 0044 0532 0130 00 please", "iban"),
+        ("maestro 501811524492 on file", "card"),
+        ("my PESEL is 93090881248", "national_id"),
+        ("codice fiscale GRNNGN11S10E780I", "national_id"),
+        ("my ni number is zz 846798 t.", "national_id"),
+    ],
+)
+def test_hardened_formats_are_found(text, kind):
+    assert kind in [f.kind for f in scan(text)], scan(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Write to contact@example.com, or call +1 (555) 000-0000.",
+        "([PERSON_NAME], contact@example.com)",
+        "version 2.4.1 shipped on 2026-03-15, order 100234, 12 items at $4,500.00",
+        "extension x12 of the plan",
+    ],
+)
+def test_placeholders_as_whole_tokens_and_prose_pass(text):
+    assert scan(text) == []
+
+
+def test_a_placeholder_that_ends_the_text_is_allowed():
+    assert scan("Call +1 (555) 000-0000\ncontact@example.com") == []

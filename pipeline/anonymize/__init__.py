@@ -1,7 +1,7 @@
-"""Stage 3: `anonymized_dataset` — Presidio redaction, opt-out removal and the privacy gates.
+"""Anonymization: Presidio redaction with Flywheel's recognizers, opt-out removal and the privacy gates.
 
-Logic lives in pure modules (`engine`, `records`, `residual`, `corpus`); `assets.py`
-(`ANONYMIZE_ASSETS`) and `checks.py` (`ANONYMIZE_CHECKS`) are thin Dagster wrappers, and
-`cli.anonymize_stream` backs `flywheel anonymize`. Importing this package imports nothing heavy:
-spaCy and Presidio load inside the functions that use them (and in worker processes).
+Pure modules only (`engine`, `recognizers`, `patterns`, `streets`, `records`, `dataset`, `residual`,
+`gates`, `stream`); the `anonymized_dataset` asset and its checks are in `pipeline/defs/`, and
+`stream.anonymize_stream` backs `flywheel anonymize`. Importing this package imports nothing heavy:
+spaCy and Presidio load inside the functions that use them.
 """

@@ -8,11 +8,15 @@ What differs from `AnalyzerEngine()` with defaults, and why:
   about 3x faster). Texts go through `nlp.pipe` in batches and the artifacts are handed to
   `AnalyzerEngine.analyze(nlp_artifacts=...)`.
 * **recognizers**: only the kinds Flywheel redacts (see `PLACEHOLDERS`), not Presidio's ~30
-  defaults for every country. Our own recognizers (`recognizers.py`) for street addresses (US,
-  UK, German, French, PO boxes), phone numbers in national and international formats (validated
-  with `phonenumbers`), Luhn-checked cards, US SSNs and UK NINOs, names after cues ("my name
-  is", sign-offs, titles) and from a first-name list, business names by their ending ("Bakery",
-  "LLC"); Presidio's own IP and IBAN (checksum) recognizers.
+  defaults for every country. Our own finders (`patterns.py`, wrapped in `recognizers.py`): street
+  addresses (USPS Publication 28 suffixes, European street types before, after or fused to the
+  name, units, postcode + city lines), phones in national and international formats with
+  extensions, IBANs in any case (mod-97), cards of 12..19 digits (network prefix + Luhn), national
+  ids after a label in ten languages or by checksum, key=value and CSV-column cues, names after
+  cues in any case, name lines in address blocks and signatures, business names by their ending;
+  Presidio's own IP recognizer. After analysis, each name is grown over the name words beside it
+  ("Diogo-Maria Vitória D. Albuquerque Gonçalves"), and every later mention of any of its words,
+  in any case, is that person too ("Maren K. Holt" ... "holt").
 * **placeholders**: the seed's table. People and businesses are numbered per example, so two
   people stay distinguishable and one person keeps one placeholder in every field of the example:
   the first person is `[PERSON_NAME]`, the second `[PERSON_NAME_2]`, ...; "Maria" after "Maria
@@ -239,7 +243,7 @@ class Engine:
     def __init__(self, entities: Sequence[str] = ENTITIES, batch_size: int = 64, model: str = SPACY_PACKAGE):
         configure_offline()
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-        from presidio_analyzer.predefined_recognizers import IbanRecognizer, IpRecognizer
+        from presidio_analyzer.predefined_recognizers import IpRecognizer
         from presidio_anonymizer import AnonymizerEngine
 
         from pipeline.anonymize.names import ALLOW_LIST
@@ -257,8 +261,6 @@ class Engine:
         recognizers = [r for r in engine_recognizers() if set(r.supported_entities) & wanted]
         if "IP_ADDRESS" in wanted:
             recognizers.append(IpRecognizer())
-        if "IBAN_CODE" in wanted:
-            recognizers.append(IbanRecognizer())
         registry = RecognizerRegistry(recognizers=recognizers, supported_languages=["en"])
         if wanted & {"PERSON", "ORGANIZATION"}:
             registry.add_nlp_recognizer(self.nlp_engine)
@@ -307,6 +309,9 @@ class Engine:
                     end = len(text.rstrip())
                     res[:] = [r for r in res if r.end <= start or r.start >= end]
                     res.append(RecognizerResult(seg[1], start, end, 0.95))
+            for text, res in zip(group, found, strict=True):
+                _trim_field_words(text, res)
+                _extend_names(text, res)
             names = Placeholders()
             for text, res in zip(group, found, strict=True):
                 for r in res:
@@ -321,13 +326,32 @@ class Engine:
                         words = set(_WORD.findall(text[r.start : r.end].lower()))
                         if words and words <= person_words:
                             res[i] = RecognizerResult("PERSON", r.start, r.end, r.score)
-            known = sorted((w for w in person_words if len(w) > 2), key=len, reverse=True)
-            if known:
-                pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, known)) + r")\b", re.IGNORECASE)
+            # consistency: every mention of any of a found person's name words, in any case; the
+            # mentions found so are grown over their neighbours, and what that adds is matched again
+            for _round in range(2):
+                known = sorted(
+                    (w for w in person_words if len(w) > 2 and w not in _stop_words()), key=len, reverse=True
+                )
+                if not known:
+                    break
+                pattern = re.compile(
+                    r"(?<![^\W_])(?:" + "|".join(map(re.escape, known)) + r")(?![^\W_])", re.IGNORECASE
+                )
                 for text, res in zip(group, found, strict=True):
-                    for m in pattern.finditer(text):
-                        if m.group(0)[0].isupper() and not any(r.start <= m.start() < r.end for r in res):
-                            res.append(RecognizerResult("PERSON", m.start(), m.end(), 0.6))
+                    added = [
+                        RecognizerResult("PERSON", m.start(), m.end(), 0.6)
+                        for m in pattern.finditer(text)
+                        if not any(r.start <= m.start() < r.end for r in res)
+                    ]
+                    res.extend(added)
+                    if added:
+                        _extend_names(text, res)
+                        for r in added:
+                            if not _outranked(r, res):
+                                names.identity("PERSON", text[r.start : r.end])
+                if names.words("PERSON") == person_words:
+                    break
+                person_words = names.words("PERSON")
             out.append((found, names))
         return out
 
@@ -362,6 +386,129 @@ class Engine:
                 counts.update(item.entity_type for item in engine_result.items)
             results.append(GroupResult(Placeholders.number_in_order(texts), counts))
         return results
+
+
+_NAME_TOKEN = re.compile(r"[^\W\d_][\w'’]*(?:-[^\W\d_][\w'’]*)*\.?")
+_NAME_PARTICLES = frozenset("de del della di da do dos das du la le van von der den ter ten y e".split())
+
+
+@lru_cache(maxsize=1)
+def _field_words() -> frozenset[str]:
+    from pipeline.anonymize.patterns import ID_LABELS, KEY_ENTITIES
+
+    return (
+        frozenset(KEY_ENTITIES)
+        | {w for label in ID_LABELS for w in label.split()}
+        | {"ip", "msg", "event", "level"}
+    )
+
+
+def _trim_field_words(text: str, results: list) -> None:
+    """Cut field names out of NER's name and business spans: `iban:`, `card=4111... phone=...`, `NAME,EMAIL`.
+
+    The small English model tags log keys and CSV headers as organisations or people; a key is
+    never a name, and a name's words are matched again everywhere in the example.
+    """
+    fields = _field_words()
+    keep = []
+    for r in results:
+        if r.entity_type in NUMBERED:
+            tokens = list(re.finditer(r"[^\s=:,;\"']+", text[r.start : r.end]))
+            base = r.start
+            while tokens and (
+                tokens[0].group(0).lower().strip(".-_") in fields
+                or "=" in text[base + tokens[0].end() : base + tokens[0].end() + 1]
+            ):
+                tokens.pop(0)
+            while tokens and tokens[-1].group(0).lower().strip(".-_") in fields:
+                tokens.pop()
+            if not tokens:
+                continue
+            if any("=" in text[base + t.start() : base + t.end() + 1] for t in tokens):
+                continue  # a key=value pair is no name: the cue finders handle its value
+            r.start, r.end = base + tokens[0].start(), base + tokens[-1].end()
+        keep.append(r)
+    results[:] = keep
+
+
+def _stop_words() -> frozenset[str]:
+    from pipeline.anonymize.recognizers import STOP_WORDS
+
+    return STOP_WORDS
+
+
+def _extend_names(text: str, results: list) -> None:
+    """Grow each PERSON span over the name words beside it on the same line.
+
+    NER and the cue patterns often stop short of multi-part names: "Diogo-[Maria Vitória] D.
+    Albuquerque Gonçalves", "[Kornelia] Kurnik-Pilipczuk", "Siem-Mart van der [Horst]". A word
+    joins when it is capitalised like the span (or a particle followed by one, or an initial),
+    not a stop word, and not inside another entity.
+    """
+    stop = _stop_words()
+    taken = [(r.start, r.end) for r in results if r.entity_type != "PERSON"]
+
+    def free(start: int, end: int) -> bool:
+        return not any(s < end and start < e for s, e in taken)
+
+    def joins(word: str, upper: bool) -> bool:
+        core = word.rstrip(".")
+        if not core or core.lower() in stop:
+            return False
+        if len(core) == 1:
+            return core.isupper() and word.endswith(".")  # an initial: "K."
+        return core.isupper() if upper else core[0].isupper() and not core.isupper()
+
+    for r in results:
+        if r.entity_type != "PERSON":
+            continue
+        span = text[r.start : r.end]
+        letters = [ch for ch in span if ch.isalpha()]
+        if not letters:
+            continue
+        if not span[0].isupper():  # "[kornelia] hetmańczyk", "[damian] d. duszczak": one more word
+            m = re.match(r"(?:[ \t]+[^\W\d_]\.)?[ \t]+([^\W\d_][\w'’-]{2,})", text[r.end :])
+            if m and m.group(1).lower() not in stop and m.group(1).islower() and free(r.end, r.end + m.end()):
+                r.end += m.end()
+            continue
+        upper = all(ch.isupper() for ch in letters) and len(letters) > 3
+        end = r.end
+        while True:  # to the right: " D. Albuquerque Gonçalves", "-Pilipczuk", " van der Horst"
+            m = re.match(r"(-|[ \t]+)", text[end:])
+            if not m:
+                break
+            after = end + m.end()
+            w = _NAME_TOKEN.match(text, after)
+            if not w:
+                break
+            word = w.group(0)
+            if word.lower() in _NAME_PARTICLES and not upper:
+                nxt = re.match(r"[ \t]+", text[w.end() :])
+                w2 = _NAME_TOKEN.match(text, w.end() + nxt.end()) if nxt else None
+                if w2 and joins(w2.group(0), upper) and free(after, w2.end()):
+                    end = w2.end()
+                    continue
+                break
+            if m.group(0) == "-" or joins(word, upper):
+                if not free(after, w.end()):
+                    break
+                end = w.end() if not word.endswith(".") or len(word) == 2 else w.end() - 1
+                continue
+            break
+        start = r.start
+        while True:  # to the left: "Diogo-", "Maren " before "K. Holt"
+            m = re.search(r"([^\W\d_][\w'’]*)(-|[ \t]+)$", text[max(0, start - 40) : start])
+            if not m:
+                break
+            word = m.group(1)
+            at = start - len(m.group(0))
+            sentence_start = not text[:at].strip() or text[:at].rstrip()[-1] in ".!?:\n\"'([{,;"
+            if m.group(2) != "-" and (sentence_start or not joins(word, upper)):
+                break  # "Ask Maria Lopez": a capitalised word opening a sentence is not her name
+            if not free(at, start):
+                break
+            start -= len(m.group(0))
+        r.start, r.end = start, end
 
 
 def _outranked(result, results) -> bool:

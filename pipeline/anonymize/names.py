@@ -410,6 +410,11 @@ PERSON_KEYS = frozenset(
         "name",
     ]
 )
+#: JSON keys whose value, when it looks like one, is a phone number or a postal address as a whole.
+PHONE_KEYS = frozenset(["phone", "phone_number", "telephone", "tel", "mobile", "cell", "fax", "whatsapp"])
+ADDRESS_KEYS = frozenset(
+    ["address", "street", "street_address", "shipping_address", "billing_address", "delivery_address", "addr"]
+)
 BUSINESS_KEYS = frozenset(
     [
         "company",

@@ -7,18 +7,48 @@ named group `pii` reports only that group (e.g. the name after "my name is").
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-import phonenumbers
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
+from spacy.lang.en.stop_words import STOP_WORDS as _SPACY_STOP_WORDS
 
-from pipeline.anonymize.checksums import luhn_ok
+from pipeline.anonymize import patterns
 from pipeline.anonymize.names import BUSINESS_ENDINGS, FIRST_NAMES
+from pipeline.anonymize.patterns import Found
 
 Validator = Callable[[str, str, int], bool]  # (value, whole text, start) -> keep?
+
+#: Words that end a name taken after a cue ("ask for thorsen at reception"): spaCy's English stop
+#: words and the words people write after a name in a message.
+STOP_WORDS = frozenset(
+    _SPACY_STOP_WORDS
+    | {
+        "please",
+        "thanks",
+        "thank",
+        "asap",
+        "today",
+        "tomorrow",
+        "yesterday",
+        "reception",
+        "desk",
+        "front",
+        "office",
+        "team",
+        "support",
+        "help",
+        "hello",
+        "knows",
+        "said",
+        "says",
+        "has",
+        "was",
+        "is",
+        "will",
+    }
+)
 
 
 class RegexRecognizer(EntityRecognizer):
@@ -55,6 +85,25 @@ class RegexRecognizer(EntityRecognizer):
         return out
 
 
+class FinderRecognizer(EntityRecognizer):
+    """Report the spans a `patterns` finder returns (one finder may report several entity types)."""
+
+    def __init__(self, entities: Sequence[str], finder: Callable[[str], Iterable[Found]], name: str):
+        self._finder = finder
+        super().__init__(supported_entities=list(entities), name=name, supported_language="en")
+
+    def load(self) -> None:
+        return None
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        wanted = set(entities or self.supported_entities)
+        return [
+            RecognizerResult(entity, start, end, score)
+            for entity, start, end, score in self._finder(text)
+            if entity in wanted and end > start
+        ]
+
+
 class NoContextEnhancer(ContextAwareEnhancer):
     """Skip lemma-based context boosting: our recognizers score by pattern strength and checksums.
 
@@ -71,114 +120,6 @@ class NoContextEnhancer(ContextAwareEnhancer):
 # ---------------------------------------------------------------- structured kinds
 
 EMAIL = re.compile(r"(?<![\w.+-])[\w.%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b")
-
-CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?!\d)")
-
-SSN = (
-    (re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"), 0.95),
-    (re.compile(r"(?<![\d-])\d{3} \d{2} \d{4}(?![\d-])"), 0.8),
-    (
-        re.compile(
-            r"(?i:\bssn\b|social security(?: number| no\.?)?|tax id|national id(?: number)?)(?:\W{0,3}(?i:is|was|number|no\.?))?\W{0,4}(?P<pii>\d{9}|\d{3}[- ]\d{2}[- ]\d{4})(?!\d)"
-        ),
-        0.95,
-    ),
-    # UK National Insurance number
-    (re.compile(r"\b[A-CEGHJ-PR-TW-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"), 0.85),
-)
-
-_PHONE_CANDIDATE = re.compile(
-    r"(?<![\w+])(?:\+|00)?(?:\(\d{1,5}\)|\d)[\d \t().\-/]{4,22}\d(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?!\d)"
-)
-_DATE_LIKE = re.compile(r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}")
-_SSN_LIKE = re.compile(r"\d{3}-\d{2}-\d{4}")
-_PHONE_WORDS = re.compile(r"(?i)phone|call|tel|mobile|cell|whatsapp|text|fax|reach|number|ring")
-_PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "AU", "BR", "ES", "IT", "NL")
-
-
-def _phone_ok(value: str, text: str, start: int) -> bool:
-    digits = sum(ch.isdigit() for ch in value)
-    compact = value.strip()
-    if compact.startswith(("+", "00")):
-        if not 8 <= digits <= 15:
-            return False
-        try:
-            number = phonenumbers.parse("+" + compact[2:] if compact.startswith("00") else compact, None)
-        except phonenumbers.NumberParseException:
-            return True  # a '+' and 8..15 grouped digits: treat as a phone number all the same
-        return phonenumbers.is_possible_number(number) or digits >= 10
-    if _DATE_LIKE.fullmatch(compact) or _SSN_LIKE.fullmatch(compact):
-        return False
-    try:
-        ipaddress.ip_address(compact)
-        return False
-    except ValueError:
-        pass
-    if any(ch in " .-()/\t" for ch in compact):
-        return 7 <= digits <= 13
-    if not 10 <= digits <= 12:
-        return False
-    if _PHONE_WORDS.search(text, max(0, start - 30), start):
-        return True
-    for region in _PHONE_REGIONS:
-        try:
-            if phonenumbers.is_valid_number(phonenumbers.parse(compact, region)):
-                return True
-        except phonenumbers.NumberParseException:
-            continue
-    return False
-
-
-def _card_ok(value: str, text: str, start: int) -> bool:
-    digits = "".join(ch for ch in value if ch.isdigit())
-    return 13 <= len(digits) <= 19 and len(set(digits)) > 1 and luhn_ok(digits)
-
-
-# ---------------------------------------------------------------- addresses
-
-_SUFFIX = (
-    r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|"
-    r"Parkway|Pkwy|Highway|Hwy|Circle|Cir|Square|Sq|Trail|Trl|Crescent|Close|Row|Alley|Plaza|Loop|Pike|Mews|Gardens)"
-)
-_UNIT = r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|Floor|Fl|Room|Rm|#)\.?\s*#?[A-Za-z0-9-]+)?"
-_CITY_STATE_ZIP = (
-    r"(?:,\s*[A-Z][A-Za-z.'-]+\b(?:\s[A-Z][A-Za-z.'-]+\b){0,2})?"  # city
-    r"(?:,?\s+(?:[A-Z]{2}\s+\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}))?"  # state + ZIP, or UK postcode
-)
-ADDRESS = (
-    # 1234 Elm Street, Apt 5, Austin, TX 78701 / 221B Baker Street, London NW1 6XE
-    (
-        re.compile(
-            r"\b\d{1,6}[A-Za-z]?\s+(?:(?:N|S|E|W|NE|NW|SE|SW|North|South|East|West)\.?\s+)?"
-            r"(?:[A-Z0-9][A-Za-z0-9'.-]*\s+){0,4}?" + _SUFFIX + r"\b\.?" + _UNIT + _CITY_STATE_ZIP
-        ),
-        0.9,
-    ),
-    # Am Markt 63, 10115 Berlin / Rue Cler 5, 75007 Paris: a street, its number, a postcode and a town
-    (
-        re.compile(
-            r"\b(?:[A-ZÄÖÜ][\wäöüßéè.'-]*\s){1,3}\d{1,4}[a-z]?,\s*\d{4,5}\s+[A-ZÄÖÜ][a-zäöüßéè-]+(?:\s[A-ZÄÖÜ][a-zäöüßéè-]+)?"
-        ),
-        0.9,
-    ),
-    # Hauptstraße 12, 10115 Berlin
-    (
-        re.compile(
-            r"\b[A-ZÄÖÜ][a-zäöüß]+(?:straße|strasse|str\.|weg|platz|gasse|allee|ring|damm)\s+\d{1,4}[a-z]?"
-            r"(?:,\s*\d{5}\s+[A-ZÄÖÜ][a-zäöüß]+)?"
-        ),
-        0.9,
-    ),
-    # 12 rue de Rivoli, 75001 Paris
-    (
-        re.compile(
-            r"\b\d{1,4}(?:\s?bis|\s?ter)?,?\s+(?i:rue|avenue|boulevard|bd|place|allée|chemin|quai|calle|via|avenida)"
-            r"(?:\s+[A-Za-zÀ-ÿ'-]+){1,5}?(?:,\s*\d{5}\s+[A-Z][A-Za-zÀ-ÿ-]+|(?=[,.;\n]))"
-        ),
-        0.85,
-    ),
-    (re.compile(r"\b(?i:P\.?\s?O\.?\s*Box)\s+\d{1,6}\b" + _CITY_STATE_ZIP), 0.9),
-)
 
 # ---------------------------------------------------------------- names
 
@@ -278,14 +219,35 @@ BUSINESS_CUES = (
 )
 
 
+def _all_cues(text: str) -> list[Found]:
+    return [*patterns.find_key_values(text), *patterns.find_table_cells(text)]
+
+
+_LOWER_FIRST_NAMES = frozenset(n.lower() for n in FIRST_NAMES)
+
+
+def _cued_names(text: str) -> list[Found]:
+    found = [
+        *patterns.find_cued_names(text, STOP_WORDS),
+        *patterns.find_introduced_names(text, _LOWER_FIRST_NAMES),
+    ]
+    if "\n" in text:
+        streets = [start for _, start, _, _ in patterns.find_addresses(text)]
+        found.extend(patterns.find_name_lines(text, streets))
+    return found
+
+
 def engine_recognizers() -> list[EntityRecognizer]:
-    """The recognizers Flywheel adds beside spaCy NER and Presidio's IP and IBAN recognizers."""
+    """The recognizers Flywheel adds beside spaCy NER and Presidio's IP recognizer."""
     return [
         RegexRecognizer("EMAIL_ADDRESS", [(EMAIL, 1.0)], "FlywheelEmailRecognizer"),
-        RegexRecognizer("PHONE_NUMBER", [(_PHONE_CANDIDATE, 0.75)], "FlywheelPhoneRecognizer", _phone_ok),
-        RegexRecognizer("CREDIT_CARD", [(CARD, 1.0)], "FlywheelCardRecognizer", _card_ok),
-        RegexRecognizer("NATIONAL_ID", SSN, "FlywheelNationalIdRecognizer"),
-        RegexRecognizer("ADDRESS", ADDRESS, "FlywheelAddressRecognizer"),
+        FinderRecognizer(["PHONE_NUMBER"], patterns.find_phones, "FlywheelPhoneRecognizer"),
+        FinderRecognizer(["CREDIT_CARD"], patterns.find_cards, "FlywheelCardRecognizer"),
+        FinderRecognizer(["IBAN_CODE"], patterns.find_ibans, "FlywheelIbanRecognizer"),
+        FinderRecognizer(["NATIONAL_ID"], patterns.find_national_ids, "FlywheelNationalIdRecognizer"),
+        FinderRecognizer(["ADDRESS"], patterns.find_addresses, "FlywheelAddressRecognizer"),
+        FinderRecognizer(sorted(set(patterns.KEY_ENTITIES.values())), _all_cues, "FlywheelCueRecognizer"),
+        FinderRecognizer(["PERSON"], _cued_names, "FlywheelCuedNameRecognizer"),
         RegexRecognizer("PERSON", PERSON, "FlywheelNameRecognizer", _name_ok),
         RegexRecognizer("ORGANIZATION", BUSINESS, "FlywheelBusinessRecognizer"),
         RegexRecognizer("ORGANIZATION", BUSINESS_CUES, "FlywheelBusinessCueRecognizer", _name_ok),

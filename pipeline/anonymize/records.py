@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.anonymize.names import BUSINESS_KEYS, PERSON_KEYS
+from pipeline.anonymize.names import ADDRESS_KEYS, BUSINESS_KEYS, PERSON_KEYS, PHONE_KEYS
 from pipeline.core.artifacts import EXAMPLE_COLUMNS, ID_COLUMNS, PAIR_COLUMNS
 
 #: Columns of anonymized/examples.parquet: the scored columns without raw ids, plus `tenant_hash`.
@@ -46,8 +46,11 @@ ID_KEYS = frozenset(
 _IDENTIFIER = re.compile(r"[a-z_\-]{1,40}")
 #: A JSON value that is nothing but a name ("Tomasz Weber", "Dr. Ana Ruiz") or a business name.
 _NAME_VALUE = re.compile(
-    r"(?:(?:Dr|Mr|Mrs|Ms|Prof)\.?\s)?[A-ZÀ-Þ][\w'’-]+(?:\s(?:[A-ZÀ-Þ][\w.'’-]*|van|von|de|da|del|di|le|la)){0,3}"
+    r"(?:(?:Dr|Mr|Mrs|Ms|Prof)\.?\s)?[A-ZÀ-Þ][\w'’-]+"
+    r"(?:\s(?:[A-ZÀ-Þ][\w.'’-]*|van|von|der|den|de|da|das|dos|do|del|della|di|du|le|la|y|e|i)){0,5}"
 )
+_PHONE_VALUE = re.compile(r"[+(\d][\d \t().\-/]{5,24}\d(?:[ \t]*(?:x|ext\.?|#)[ \t]*\d{1,6})?", re.IGNORECASE)
+_SENTENCE = re.compile(r"[.!?]\s+[A-Z]|\b(?:call|visit|find|come|write|email|reach)\b", re.IGNORECASE)
 _TITLE_VALUE = re.compile(r"[A-Z0-9À-Þ][\w&.'’-]*(?:\s[&A-Z0-9À-Þ][\w&.'’-]*){0,5}")
 
 #: A text to redact, or `(text, entity_type)` when its JSON key says the whole value is one entity
@@ -68,6 +71,15 @@ def _hint(key: str | None, value: str) -> Segment:
         return (value, "PERSON")
     if key in BUSINESS_KEYS and _TITLE_VALUE.fullmatch(value.strip()):
         return (value, "ORGANIZATION")
+    if key in PHONE_KEYS and _PHONE_VALUE.fullmatch(value.strip()):
+        return (value, "PHONE_NUMBER")
+    if (
+        key in ADDRESS_KEYS
+        and any(ch.isdigit() for ch in value)
+        and len(value.split()) <= 16
+        and not _SENTENCE.search(value)
+    ):
+        return (value, "ADDRESS")
     return value
 
 

@@ -4,7 +4,12 @@ This is deliberately *not* a second Presidio pass. It is a small set of strict r
 expressions with checksums (Luhn for cards, mod-97 for IBANs, `ipaddress` for IPs), written
 separately from the engine's recognizers, so a blind spot of one is not the blind spot of the
 other. The placeholders the engine writes (`contact@example.com`, `+1 (555) 000-0000`, and the
-bracketed `[...]` tokens) are the only allowed values; anything else that matches counts.
+bracketed `[...]` tokens) are the only allowed values, and only as whole tokens:
+`maria.contact@example.com` or `+1 (555) 000-00001` are personal data that merely contain one.
+Phones may carry an extension (`x1234`, `ext. 12`) and national formats (`(030) 6913920`,
+`06-7/439 1500`); IBANs are matched in any case; cards are 12..19 digits with a network prefix
+and the Luhn check; national ids are taken after a label in the languages the engine reads, or
+by their checksum (DNI/NIE, NIR, PESEL, personnummer, codice fiscale).
 
 Kinds: email, phone, card, ip, national_id (US SSN, UK NINO), iban.
 """
@@ -17,7 +22,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pipeline.anonymize.checksums import iban_ok, luhn_ok
+from pipeline.anonymize.checksums import card_ok, iban_ok, national_id_ok
 
 KINDS = ("email", "phone", "card", "ip", "national_id", "iban")
 
@@ -27,27 +32,54 @@ ALLOWED_VALUES = ("contact@example.com", "+1 (555) 000-0000")
 _EMAIL = re.compile(
     r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}"
 )
-_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}")
-_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?!\d)")
+_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ -]?[A-Za-z0-9]){11,30}")
+_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){11,18}(?!\d)")
 _SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\d-])")
 _SSN_CONTEXT = re.compile(
     r"(?i:\bssn|social security(?: number| no\.?)?|tax id)\W{0,4}(?i:is\s+)?(\d{9})(?!\d)"
+)
+#: A national id after its label (English, French, Spanish, Italian, Dutch, Polish, Swedish,
+#: Hungarian, German, Danish, Portuguese), five digits at least.
+_ID_LABELLED = re.compile(
+    r"(?i)(?<!\w)(?:national id|id number|ni number|national insurance(?: number)?|nino|nir|sécurité sociale|"
+    r"n° sécu|dni|nif|nie|codice fiscale|cod\. fiscale|bsn-nummer|bsn|burgerservicenummer|pesel|personnummer|personnr|"
+    r"adóazonosító(?: jel)?|személyi szám|adószám|taj|steuer-?id|steuernummer|cpr|cpf|contribuinte)(?!\w)"
+    r"[\s:=#]*(?:is|es|est|è|är|ist|jest|nr\.?|no\.?)?[\s:=#]*(?P<id>(?:[A-Za-z]{1,6} ?)?\d[A-Za-z0-9]*(?:[ ./-]\d[A-Za-z0-9]*){0,4}(?:[ ./-][A-Za-z]\b)?)"
+)
+_ID_CHECKED = re.compile(
+    r"(?i)\b[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z]\b|\b(?:\d{8}|[XYZ]-?\d{7})-?[A-Z]\b"
+    r"|(?<![\d-])(?:[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}|(?:19|20)?\d{6}[-+]\d{4}|\d{11})(?!\d)"
 )
 _NINO = re.compile(r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
 _IPV4 = re.compile(
     r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\d|\.\d)"
 )
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
+_EXTENSION = r"(?:[ \t-]*(?i:x|ext\.?|extension|#)[ \t-]*\d{1,6})?"
 _PHONES = (
-    # international: +CC then 2..6 groups
-    re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,5}\)?){2,6}"),
+    # international: +CC then 2..6 groups, (0) and an extension allowed
+    re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .\-/]?\(?\d{1,5}\)?){2,6}" + _EXTENSION),
+    # national, trunk prefix 0 with area code and slashes: (030) 6913920, 06-7/439 1500, 043-91 50 00
+    re.compile(
+        r"(?<![\w+./-])\(?0\d{1,4}\)?(?:[ /.\-]|\)){1,2}\d{1,8}(?:[ /.\-]\d{2,8}){0,3}"
+        + _EXTENSION
+        + r"(?![\w/-])"
+    ),
     # North American: (415) 555-0132, 415-555-0132, 415.555.0132, 415 555 0132
-    re.compile(r"(?<![\d+])(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\d-])"),
+    re.compile(r"(?<![\d+])(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\d-])" + _EXTENSION),
     # local seven digits: 555-0132
     re.compile(r"(?<![\d.-])\d{3}-\d{4}(?![\d-])"),
+    # digit groups: 661 134 322, 22 309 31 15, 95-8338-4861, (351) 930 273 668 (dates are left out below)
+    re.compile(
+        r"(?<![\w+./-])(?<!\d,)\(?\d{2,4}\)?(?:[ .\-/]\d{2,9}){1,4}" + _EXTENSION + r"(?![\w/-]|[.,]\d)"
+    ),
+    # bare national numbers with their trunk 0: 0388475108
+    re.compile(r"(?<![\w+.-])0\d{8,10}(?![\w-])"),
     # national trunk prefix 0: 020 7946 0958, 030-90182011
     re.compile(r"(?<![\d+])0\d{1,4}[ -]\d{3,4}[ -]?\d{3,4}(?!\d)"),
 )
+_EXTENSION_AT_END = re.compile(r"[ \t-]*(?i:x|ext\.?|extension|#)[ \t-]*\d{1,6}$")
+_DATE = re.compile(r"\d{4}[./-]\d{1,2}[./-]\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}")
 _PHONE_CONTEXT = re.compile(
     r"(?i:phone|call|tel\.?|mobile|cell|whatsapp|text me|fax)\W{1,15}(\d{10,12})(?!\d)"
 )
@@ -69,11 +101,20 @@ def _mask(text: str, spans: list[tuple[int, int]]) -> str:
 
 
 def _allowed_spans(text: str) -> list[tuple[int, int]]:
+    """Where a placeholder stands as a whole token (not inside a longer address or number)."""
     spans = []
     for value in ALLOWED_VALUES:
         start = text.find(value)
         while start >= 0:
-            spans.append((start, start + len(value)))
+            end = start + len(value)
+            before = text[start - 1] if start else " "
+            after = text[end : end + 2]
+            glued_before = before.isalnum() or before in "._%+-@"
+            glued_after = bool(after) and (
+                after[0].isalnum() or after[0] in "@_-" or (after[0] == "." and after[1:2].isalnum())
+            )
+            if not glued_before and not glued_after:
+                spans.append((start, end))
             start = text.find(value, start + 1)
     return spans
 
@@ -98,14 +139,14 @@ def scan(text: str) -> list[Finding]:
         take("email", m.start(), m.end())
     for m in list(_IBAN.finditer(work)):
         candidate = m.group(0)
-        while len(candidate.replace(" ", "")) >= 15:
-            if iban_ok(candidate):
-                take("iban", m.start(), m.start() + len(candidate))
+        while len(candidate.replace(" ", "").replace("-", "")) >= 15:
+            end = m.start() + len(candidate)
+            if (end == len(work) or not work[end].isalnum()) and iban_ok(candidate.replace("-", "")):
+                take("iban", m.start(), end)
                 break
-            candidate = candidate[:-1].rstrip()
+            candidate = candidate[:-1].rstrip(" -")
     for m in list(_CARD.finditer(work)):
-        digits = _digits(m.group(0))
-        if 13 <= len(digits) <= 19 and luhn_ok(digits) and len(set(digits)) > 1:
+        if card_ok(_digits(m.group(0))):
             take("card", m.start(), m.end())
     for m in list(_SSN.finditer(work)):
         take("national_id", m.start(), m.end())
@@ -113,6 +154,12 @@ def scan(text: str) -> list[Finding]:
         take("national_id", m.start(1), m.end(1))
     for m in list(_NINO.finditer(work)):
         take("national_id", m.start(), m.end())
+    for m in list(_ID_LABELLED.finditer(work)):
+        if len(_digits(m.group("id"))) >= 5 and "\u00a7" not in m.group("id"):
+            take("national_id", m.start("id"), m.end("id"))
+    for m in list(_ID_CHECKED.finditer(work)):
+        if national_id_ok(m.group(0)):
+            take("national_id", m.start(), m.end())
     for m in list(_IPV4.finditer(work)):
         take("ip", m.start(), m.end())
     for m in list(_IPV6.finditer(work)):
@@ -123,7 +170,12 @@ def scan(text: str) -> list[Finding]:
         take("ip", m.start(), m.end())
     for pattern in _PHONES:
         for m in list(pattern.finditer(work)):
-            if 7 <= len(_digits(m.group(0))) <= 15 and "\u00a7" not in m.group(0):
+            value = m.group(0)
+            if (
+                7 <= len(_digits(_EXTENSION_AT_END.sub("", value))) <= 15
+                and "\u00a7" not in value
+                and not _DATE.fullmatch(value.strip())
+            ):
                 take("phone", m.start(), m.end())
     for m in list(_PHONE_CONTEXT.finditer(work)):
         take("phone", m.start(1), m.end(1))

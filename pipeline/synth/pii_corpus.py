@@ -1,4 +1,4 @@
-"""A labelled PII corpus: ~100-word user messages with the exact character span of every entity.
+"""A labelled PII corpus (the project's own, the recognizers were developed on it): ~100-word user messages with the exact character span of every entity.
 
 Used by the benchmark and the tests to measure per-entity recall. Messages read like what users
 type into the seed products (page builder requests, support notes, avatar chats, reviews), mix
@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from pipeline.anonymize.checksums import luhn_ok
+from pipeline.synth.pii import credit_card, iban
 
 #: Entity kinds in the corpus; the structured ones must reach 100% recall.
 KINDS = ("person", "first_name", "business", "email", "phone", "address", "card", "ip", "national_id", "iban")
@@ -238,46 +238,6 @@ PII_SENTENCES = (
 )
 
 
-def _luhn_complete(prefix: str, length: int, rng: random.Random) -> str:
-    body = prefix + "".join(rng.choice(string.digits) for _ in range(length - len(prefix) - 1))
-    return next(body + check for check in string.digits if luhn_ok(body + check))
-
-
-def _card(rng: random.Random) -> str:
-    kind = rng.choice(("visa", "mc", "amex", "visa"))
-    if kind == "amex":
-        number = _luhn_complete(rng.choice(("34", "37")), 15, rng)
-        groups = (number[:4], number[4:10], number[10:])
-    else:
-        number = _luhn_complete("4" if kind == "visa" else f"5{rng.randint(1, 5)}", 16, rng)
-        groups = tuple(number[i : i + 4] for i in range(0, 16, 4))
-    return rng.choice((" ".join(groups), "-".join(groups), "".join(groups)))
-
-
-def _iban(rng: random.Random) -> str:
-    country, bban = rng.choice(
-        (
-            ("DE", "".join(rng.choice(string.digits) for _ in range(18))),
-            (
-                "GB",
-                "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(4))
-                + "".join(rng.choice(string.digits) for _ in range(14)),
-            ),
-            (
-                "NL",
-                "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(4))
-                + "".join(rng.choice(string.digits) for _ in range(10)),
-            ),
-            ("FR", "".join(rng.choice(string.digits) for _ in range(23))),
-        )
-    )
-    numeric = "".join(str(int(ch, 36)) for ch in bban + country + "00")
-    iban = f"{country}{98 - int(numeric) % 97:02d}{bban}"
-    if rng.random() < 0.5:
-        return " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
-    return iban
-
-
 def _phone(rng: random.Random) -> str:
     def d(n: int) -> str:
         return "".join(rng.choice(string.digits) for _ in range(n))
@@ -357,8 +317,8 @@ def make_message(rng: random.Random, target_words: int = 100) -> Message:
         ),
         "phone": ("phone", _phone(rng)),
         "address": ("address", _address(rng)),
-        "card": ("card", _card(rng)),
-        "iban": ("iban", _iban(rng)),
+        "card": ("card", credit_card(rng)),
+        "iban": ("iban", iban(rng)),
         "ssn": ("national_id", _ssn(rng)),
         "ip": ("ip", _ip(rng)),
     }

@@ -1,0 +1,146 @@
+"""The engine's pure finders, kind by kind, and the Faker benchmark's corpus and leak rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.anonymize import patterns
+from pipeline.anonymize.checksums import card_issuer_ok, national_id_ok
+
+FINDS = [
+    # (finder, text, entity, the exact value it must report)
+    (patterns.find_phones, "call +1-202-555-0143x1234 tonight", "PHONE_NUMBER", "+1-202-555-0143x1234"),
+    (patterns.find_phones, "desk (030) 6913920 ext 22201.", "PHONE_NUMBER", "(030) 6913920 ext 22201"),
+    (patterns.find_phones, "ring +49(0) 915000806 now", "PHONE_NUMBER", "+49(0) 915000806"),
+    (patterns.find_phones, "tel (06)11/496-0032 #15922", "PHONE_NUMBER", "(06)11/496-0032 #15922"),
+    (patterns.find_phones, "mobile 0388475108", "PHONE_NUMBER", "0388475108"),
+    (patterns.find_ibans, "iban de89370400440532013000, ok", "IBAN_CODE", "de89370400440532013000"),
+    (
+        patterns.find_ibans,
+        "IBAN br71 8724 1720 1733 5068 9626 445p x, holder",
+        "IBAN_CODE",
+        "br71 8724 1720 1733 5068 9626 445p x",
+    ),
+    (patterns.find_cards, "maestro 501811524492 on file", "CREDIT_CARD", "501811524492"),
+    (patterns.find_cards, "visa 4005756682823302522 (19 digits)", "CREDIT_CARD", "4005756682823302522"),
+    (patterns.find_national_ids, "My NIR is 268044523412707.", "NATIONAL_ID", "268044523412707"),
+    (patterns.find_national_ids, "personnummer: 070101-4268", "NATIONAL_ID", "070101-4268"),
+    (patterns.find_national_ids, "DNI 31939071Y", "NATIONAL_ID", "31939071Y"),
+    (patterns.find_national_ids, "my National Insurance number is ZZ060483T", "NATIONAL_ID", "ZZ060483T"),
+    (patterns.find_national_ids, "my ni number is zz 84 67 98 t.", "NATIONAL_ID", "zz 84 67 98 t"),
+    (
+        patterns.find_addresses,
+        "at 344 Mathis Parkways Suite 907\nLake Laura, MT 87630\n",
+        "ADDRESS",
+        "344 Mathis Parkways Suite 907\nLake Laura, MT 87630",
+    ),
+    (
+        patterns.find_addresses,
+        "Send it to Calle de Alcalá 12, 28014 Madrid.",
+        "ADDRESS",
+        "Calle de Alcalá 12, 28014 Madrid",
+    ),
+    (
+        patterns.find_addresses,
+        "Rua Augusta, 25, 1100-048 Lisboa",
+        "ADDRESS",
+        "Rua Augusta, 25, 1100-048 Lisboa",
+    ),
+    (
+        patterns.find_addresses,
+        "Flat 41T, Howarth River\nWhitefurt W2 9NF",
+        "ADDRESS",
+        "Flat 41T, Howarth River\nWhitefurt W2 9NF",
+    ),
+    (patterns.find_addresses, "Ängstorget 3\n74978 Skellefteå", "ADDRESS", "Ängstorget 3\n74978 Skellefteå"),
+    (
+        patterns.find_addresses,
+        "office: Kerkstraat 12, 1234 AB Amsterdam",
+        "ADDRESS",
+        "Kerkstraat 12, 1234 AB Amsterdam",
+    ),
+    (patterns.find_key_values, 'event=x name="Maren Holt" ip=1.2.3.4', "PERSON", "Maren Holt"),
+    (
+        patterns.find_key_values,
+        "address: ul. Jadwigi 978, 51-604 Lublin msg=ok",
+        "ADDRESS",
+        "ul. Jadwigi 978, 51-604 Lublin",
+    ),
+]
+
+
+@pytest.mark.parametrize("finder,text,entity,value", FINDS, ids=[f"{f.__name__}:{v}" for f, _, _, v in FINDS])
+def test_finder_reports_the_whole_value(finder, text, entity, value):
+    assert (entity, value) in [(e, text[s:t]) for e, s, t, _ in finder(text)]
+
+
+NOT_FOUND = [
+    (patterns.find_phones, "released 2026-03-15 at 10:30, version 2.4.1, 192.168.0.1"),
+    (patterns.find_cards, "order 4111 1111 1111 1112 is a typo"),
+    (patterns.find_cards, "serial 999999999999 and 012345678912"),
+    (patterns.find_ibans, "DE88 3704 0044 0532 0130 00 has a wrong check digit"),
+    (patterns.find_addresses, "I have 3 dogs in the park and live at the end of the road."),
+    (patterns.find_addresses, "Send it via email 5 times."),
+    (patterns.find_key_values, "note: remember the launch, level=info"),
+]
+
+
+@pytest.mark.parametrize("finder,text", NOT_FOUND)
+def test_finder_leaves_ordinary_text(finder, text):
+    assert list(finder(text)) == []
+
+
+def test_cued_and_table_names():
+    text = 'name,email\n"Barna Dániel",bd@example.org\n'
+    assert [text[s:e] for _, s, e, _ in patterns.find_table_cells(text)] == ["Barna Dániel", "bd@example.org"]
+    stop = frozenset({"at", "the", "and"})
+    for cue_text, name in [
+        ("ask for thorsen at reception", "thorsen"),
+        ("account holder felipe rocha.", "felipe rocha"),
+    ]:
+        assert [cue_text[s:e] for _, s, e, _ in patterns.find_cued_names(cue_text, stop)] == [name]
+
+
+def test_checksums_for_cards_and_ids():
+    assert card_issuer_ok("501811524492") and not card_issuer_ok("912345678903")
+    assert national_id_ok("31939071Y") and not national_id_ok("31939071Z")  # DNI letter
+    assert national_id_ok("93090881248") and not national_id_ok("93090881249")  # PESEL
+    assert national_id_ok("CSNMRN92T57M126I")  # codice fiscale shape
+
+
+# ---------------------------------------------------------------- the benchmark corpus
+
+faker_corpus = pytest.importorskip("pipeline.synth.faker_corpus", reason="Faker is in the dev extra")
+
+
+def test_corpus_is_deterministic_with_exact_spans_and_disjoint_splits():
+    dev, again, held = (
+        faker_corpus.build("dev", 60),
+        faker_corpus.build("dev", 60),
+        faker_corpus.build("heldout", 60),
+    )
+    assert [i.text for i in dev] == [i.text for i in again]
+    assert not {i.text for i in dev} & {i.text for i in held}
+    dev_values = {s.text for i in dev for s in i.spans}
+    assert len(dev_values & {s.text for i in held for s in i.spans}) < 0.05 * len(dev_values)
+    assert {i.locale for i in dev} == set(faker_corpus.LOCALES)  # 13 locales, one item each first
+    assert {i.carrier for i in dev} == set(faker_corpus.CARRIERS)
+    for item in dev:
+        for span in item.spans:
+            assert item.text[span.start : span.end] == span.text
+
+
+def test_leak_rule_counts_any_surviving_part():
+    item = faker_corpus.Item("Ask Maren Holt at Kerkstraat 12 today.", "chat", "nl_NL")
+    item.spans = [
+        faker_corpus.Span("person", 4, 14, "Maren Holt", faker_corpus.name_needles("Maren Holt")),
+        faker_corpus.Span("address", 18, 31, "Kerkstraat 12", faker_corpus.street_needles("Kerkstraat 12")),
+    ]
+    assert faker_corpus.leaked(item, "Ask [PERSON_NAME] at [ADDRESS] today.") == []
+    assert [s.kind for s in faker_corpus.leaked(item, "Ask [PERSON_NAME] holt at [ADDRESS] today.")] == [
+        "person"
+    ]
+    assert [
+        s.kind for s in faker_corpus.leaked(item, "Ask [PERSON_NAME] at Kerkstraat [ADDRESS] today.")
+    ] == ["address"]
+    assert faker_corpus.lost_words(item, "Ask [PERSON_NAME] at [ADDRESS].") == (1, 1)  # "today" lost, of one
