@@ -15,3 +15,18 @@ def checks_in(module: str) -> list[dg.AssetChecksDefinition]:
 
 def check_names(module: str) -> set[str]:
     return {c.check_key.name for c in checks_in(module)}
+
+
+def everything() -> list:
+    """Every asset and asset check the `pipeline/defs/` modules define, unbound (the test brings resources)."""
+    import pkgutil
+
+    import pipeline.defs
+
+    found: dict[int, object] = {}
+    for info in pkgutil.iter_modules(pipeline.defs.__path__):
+        mod = importlib.import_module(f"pipeline.defs.{info.name}")
+        for value in vars(mod).values():
+            if isinstance(value, dg.AssetsDefinition | dg.AssetChecksDefinition):
+                found[id(value)] = value
+    return list(found.values())

@@ -249,3 +249,24 @@ def test_sentence_transformers_trains_for_real_in_the_step(instance, tmp_path):
     assert 0 <= meta["metric_mrr@10"].value <= 1 and meta["metrics"].value["base_ndcg@10"] is not None
     row = registry.list_jobs(StoreResource(url=url).get(), TARGET)[0]
     assert row["trained_tokens"] > 0 and row["metrics"]["steps"] == 2 and row["cost_usd"] == 0.0
+
+
+def test_the_shipped_kubernetes_tags_give_only_the_training_step_a_gpu():
+    """FLYWHEEL_TRAINING_STEP_TAGS=deploy/k8s/training_step_tags.yaml puts the GPU request on train_locally alone."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = (
+        "import json; from pipeline.defs.fine_tune_job import fine_tune_job; "
+        "print(json.dumps({n.name: dict(n.definition.tags) for n in fine_tune_job.node_def.nodes}))"
+    )
+    env = {**os.environ, "FLYWHEEL_TRAINING_STEP_TAGS": str(root / "deploy/k8s/training_step_tags.yaml")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=root)
+    tags = json.loads(out.stdout.strip().splitlines()[-1])
+    k8s = json.loads(tags["train_locally"]["dagster-k8s/config"])  # Dagster stores a dict tag as JSON text
+    assert k8s["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert all("dagster-k8s/config" not in t for name, t in tags.items() if name != "train_locally")
