@@ -59,9 +59,8 @@ print(json.dumps(out))
 def build_store(url: str, n: int, seed: int) -> tuple[int, float]:
     """N synthetic interactions, validated with their feedback, into fw_accepted_interactions."""
     from pipeline.core.contract import validate_feedback, validate_interaction
-    from pipeline.core.store import Store
+    from pipeline.core.store import Store, accepted_row
     from pipeline.synth.generate import iter_generated
-    from pipeline_tests.curation_helpers import insert_accepted
 
     store = Store(url)
     started = time.perf_counter()
@@ -73,7 +72,8 @@ def build_store(url: str, n: int, seed: int) -> tuple[int, float]:
         records = [pending.pop(i) for i in list(pending)]
         for r in records:
             r["feedback"].sort(key=lambda e: (e["occurred_at"], e["kind"]))
-        insert_accepted(store, records, first_seq=total + 1)
+        with store.engine.begin() as conn:  # the writer raw_interactions uses
+            store.upsert_accepted(conn, [accepted_row(r, total + 1 + i) for i, r in enumerate(records)])
         total += len(records)
 
     for generated in iter_generated(n, seed=seed, bad_share=0.0):

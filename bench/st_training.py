@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.signal_triplets import make_signal_triplets, write_triplets  # noqa: E402 - after sys.path
+from pipeline.synth.signal_triplets import make_signal_triplets, write_triplets  # noqa: E402 - after sys.path
 
 BARE_SCRIPT = r'''
 import json, os, resource, sys, time

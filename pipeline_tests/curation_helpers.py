@@ -34,17 +34,9 @@ def record(
 
 
 def insert_accepted(store: st.Store, records: list[dict[str, Any]], first_seq: int = 1) -> None:
-    """Write records into `fw_accepted_interactions` the way `raw_interactions` does."""
-    rows = [
-        {
-            "id": r["id"], "org_id": r["org_id"], "task": r["task"], "user_id": r.get("user_id"),
-            "conversation_id": r.get("conversation_id"), "occurred_at": r["occurred_at"],
-            "response_format": r["response_format"], "record": st.canonical_json(r), "accepted_seq": first_seq + i,
-        }
-        for i, r in enumerate(records)
-    ]
+    """Write records into `fw_accepted_interactions` with the writer `raw_interactions` uses."""
     with store.engine.begin() as conn:
-        conn.execute(st.accepted.insert(), rows)
+        store.upsert_accepted(conn, [st.accepted_row(r, first_seq + i) for i, r in enumerate(records)])
 
 
 def target(name: str = "t", **over: Any) -> Target:

@@ -81,15 +81,9 @@ def wait_terminal(read, timeout_s: float = 60.0, poll_s: float = 0.1):
 
 def write_triplet_manifest(target: str, version: str, n_train: int = 40, n_valid: int = 12, seed: int = 0) -> dict:
     """A dataset version of embedding triplets under FLYWHEEL_HOME, as training_file hands it over."""
-    import sys
-
     from pipeline.core.artifacts import dataset_dir, write_manifest
     from pipeline.core.settings import flywheel_home
-
-    root = Path(__file__).resolve().parents[1]
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from bench.signal_triplets import make_signal_triplets, write_triplets
+    from pipeline.synth.signal_triplets import make_signal_triplets, write_triplets
 
     rows = make_signal_triplets(n_train + n_valid, seed)
     folder = dataset_dir(target, version)

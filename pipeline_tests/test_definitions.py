@@ -111,3 +111,9 @@ def test_only_dagster_wrappers_live_under_defs_and_no_stage_imports_the_root():
             assert "from pipeline.definitions import" not in text and "import pipeline.definitions" not in text, path
         if "defs" not in path.relative_to(root).parts and path.name != "definitions.py":
             assert "from pipeline.defs" not in text or path.name in ("cli.py", "jobs_cli.py", "demo.py"), path
+
+
+def test_bench_imports_nothing_from_the_tests():
+    """Benchmarks measure the product's code: they import pipeline/, never pipeline_tests/."""
+    bench = Path(__file__).parents[1] / "bench"
+    assert [p.name for p in bench.glob("*.py") if "pipeline_tests" in p.read_text(encoding="utf-8")] == []

@@ -284,6 +284,19 @@ class Store:
         update_cols = {c.name: stmt.excluded[c.name] for c in table.columns if c.name != key_col.name}
         conn.execute(stmt.on_conflict_do_update(index_elements=[key_col.name], set_=update_cols), changed)
 
+    def upsert_accepted(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        """Insert or replace rows of `fw_accepted_interactions` (see `accepted_row`): the one writer of that table."""
+        if not rows:
+            return
+        stmt = self._insert(accepted)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["id"],
+                set_={c.name: stmt.excluded[c.name] for c in accepted.columns if c.name != "id"},
+            ),
+            rows,
+        )
+
     def quarantine_rows(self, conn: sa.Connection, rows: Iterable[QuarantineRow], run_id: str | None = None) -> int:
         """Upsert quarantine rows keyed by (stage, record type, record key); returns how many."""
         payload = [
@@ -403,6 +416,21 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def accepted_row(interaction: dict[str, Any], seq: int) -> dict[str, Any]:
+    """A validated interaction (with its feedback attached) as a row of `fw_accepted_interactions`."""
+    return {
+        "id": interaction["id"],
+        "org_id": interaction["org_id"],
+        "task": interaction["task"],
+        "user_id": interaction.get("user_id"),
+        "conversation_id": interaction.get("conversation_id"),
+        "occurred_at": interaction["occurred_at"],
+        "response_format": interaction["response_format"],
+        "record": canonical_json(interaction),
+        "accepted_seq": seq,
+    }
 
 
 def chunks(items: list, size: int) -> Iterator[list]:

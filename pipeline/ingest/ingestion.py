@@ -220,19 +220,7 @@ def _process_interaction(
     if count_interaction:
         report.accepted["interaction"] += 1
     batch.resolve.append(("interaction", row.id))
-    batch.accept.append(
-        {
-            "id": interaction["id"],
-            "org_id": interaction["org_id"],
-            "task": interaction["task"],
-            "user_id": interaction["user_id"],
-            "conversation_id": interaction["conversation_id"],
-            "occurred_at": interaction["occurred_at"],
-            "response_format": interaction["response_format"],
-            "record": st.canonical_json(interaction),
-            "accepted_seq": row.seq,
-        }
-    )
+    batch.accept.append(st.accepted_row(interaction, row.seq))
     if len(report.preview) < PREVIEW_ROWS:
         report.preview.append(
             {
@@ -259,15 +247,7 @@ def _write(store: st.Store, batch: _Batch, run_id: str | None, report: IngestRep
         if batch.remove_accepted:
             for chunk in st.chunks(batch.remove_accepted, 900):
                 conn.execute(st.accepted.delete().where(st.accepted.c.id.in_(chunk)))
-        if batch.accept:
-            stmt = store._insert(st.accepted)
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["id"],
-                    set_={c.name: stmt.excluded[c.name] for c in st.accepted.columns if c.name != "id"},
-                ),
-                batch.accept,
-            )
+        store.upsert_accepted(conn, batch.accept)
         if batch.reject:
             store.quarantine_rows(conn, batch.reject, run_id=run_id)
         for record_type in ("interaction", "feedback", "organization"):
