@@ -208,3 +208,22 @@ def test_no_validation_rows_leaves_no_validation_file():
     manifest = build_training_files(target).manifest
     assert manifest["counts"]["validation"] == 0
     assert all(splits["validation"] is None for splits in manifest["files"].values())
+    assert manifest["evaluation_items"] is None
+
+
+@pytest.mark.parametrize("target_name, kind", [("sft_openai", "examples"), ("dpo_openai", "pairs"), ("embed", "embedding")])
+def test_evaluation_items_are_exactly_the_validation_rows(target_name, kind):
+    """evaluated_model scores models on these: the held-out rows, never a training row, with the answer kept."""
+    target = make_target(target_name)
+    rows, _ = _conversation_rows(kind)
+    (write_examples if kind == "examples" else write_pairs)(target.name, rows)
+    manifest = build_training_files(target).manifest
+    fmt = manifest["backend_format"]
+    items = read_jsonl(manifest["evaluation_items"])
+    prompts = {split: {prompt_of(fmt, r) for r in read_jsonl(manifest["files"][fmt][split])} for split in ("train", "validation")}
+    item_prompts = {next(m["content"] for m in reversed(i["prompt"]) if m["role"] == "user") for i in items}
+    assert len(items) == manifest["counts"]["validation"] > 0
+    assert {normalize_prompt(p) for p in item_prompts} == {normalize_prompt(p) for p in prompts["validation"]}
+    assert not {normalize_prompt(p) for p in item_prompts} & {normalize_prompt(p) for p in prompts["train"]}
+    assert all(i["reference"] and i["task"] for i in items)
+    assert all(("rejected" in i) == (kind != "examples") for i in items)

@@ -194,6 +194,7 @@ def build_training_files(
         out = dataset_dir(target.name, version)
         kept_offsets = np.asarray(offsets, dtype=np.int64)[kept]
         files = _write_formats(spool_path, kept_offsets, out, formats.formats_for(target.method), in_validation)
+        evaluation_items = _write_evaluation_items(spool_path, kept_offsets[in_validation], out)
         drops.sort()
         write_atomic(out / "dropped.jsonl", "".join(json.dumps({"id": i, "reason": r}) + "\n" for i, r in drops))
     finally:
@@ -227,6 +228,9 @@ def build_training_files(
         "backend_format": backend_format(target),
         "files": files,
         "dropped_file": str(out / "dropped.jsonl"),
+        # the validation rows again in one neutral form (id, task, prompt, answer): what
+        # evaluated_model scores models on; no trainer ever reads this file
+        "evaluation_items": evaluation_items,
         "counts": {
             "input_rows": input_rows,
             "written": written,
@@ -267,6 +271,22 @@ def build_training_files(
     }
     path = write_manifest(target.name, version, manifest)
     return BuildResult(version, path, manifest)
+
+
+def _write_evaluation_items(spool_path: Path, offsets: np.ndarray, out: Path) -> str | None:
+    """Stream the held-out (validation) rows as `formats.evaluation_item` records; None when there are none."""
+    path = out / "evaluation" / "items.jsonl"
+    if not len(offsets):
+        path.unlink(missing_ok=True)
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(spool_path, "rb") as spool, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        for offset in offsets.tolist():
+            spool.seek(offset)
+            fh.write(formats.dumps(formats.evaluation_item(json.loads(spool.readline()))) + "\n")
+    tmp.replace(path)
+    return str(path)
 
 
 def _write_formats(

@@ -116,6 +116,26 @@ def embedding_triplet(prepared: dict[str, Any]) -> dict[str, Any]:
     return {"anchor": anchor, "positive": prepared["chosen"], "negative": prepared["rejected"]}
 
 
+def evaluation_item(prepared: dict[str, Any]) -> dict[str, Any]:
+    """A held-out row as evaluation reads it: id, task, group, the prompt, and the answer(s) people kept.
+
+    `reference` is the accepted / labelled / edited answer (SFT, and `chosen` for DPO and
+    embedding rows); `rejected` is the answer passed over (DPO, embedding), absent otherwise.
+    """
+    item: dict[str, Any] = {
+        "id": prepared["id"],
+        "task": prepared["task"],
+        "group": prepared.get("group"),
+        "prompt": prompt_messages(prepared),
+    }
+    if "completion" in prepared:
+        item["reference"] = prepared["completion"]
+    else:
+        item["reference"] = prepared["chosen"]
+        item["rejected"] = prepared["rejected"]
+    return item
+
+
 BUILDERS = {
     "openai_chat": openai_chat,
     "trl_messages": trl_messages,
