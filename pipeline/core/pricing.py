@@ -77,3 +77,18 @@ def duration_hours(value: Any) -> float | None:
     if isinstance(value, str) and value[-1:] in _DURATION_UNITS:
         return float(value[:-1]) * _DURATION_UNITS[value[-1]] / 3600
     return float(value) / 3600
+
+
+def inference_cost_usd(backend: str, model: str, input_tokens: int, output_tokens: int) -> float | None:
+    """USD for one call of `model` (a fine-tuned `ft:<base>:…` id is priced at its base's fine-tuned row); None when unknown."""
+    table = (_table().get("inference") or {}).get(backend) or {}
+    fine_tuned = model.startswith("ft:")
+    base = model.split(":")[1] if fine_tuned and model.count(":") >= 1 else model
+    entry = table.get(base) or table.get("*")
+    if not entry:
+        return None
+    if fine_tuned and base in table:
+        entry = entry.get("fine_tuned") or {}
+    if "input" not in entry or "output" not in entry:
+        return None
+    return (float(entry["input"]) * input_tokens + float(entry["output"]) * output_tokens) / 1_000_000

@@ -95,7 +95,14 @@ ROUTES = [
         re.compile(r"^/v1/fine_tuning/jobs/(?P<id>[^/]+)/checkpoints$"),
         "GET /v1/fine_tuning/jobs/{id}/checkpoints",
     ),
+    ("POST", re.compile(r"^/v1/chat/completions$"), "POST /v1/chat/completions"),
 ]
+
+#: the chat-completion parameters the fake accepts (the real API refuses unknown ones with a 400)
+CHAT_PARAMETERS = {
+    "model", "messages", "temperature", "top_p", "seed", "max_tokens", "max_completion_tokens", "n", "stop",
+    "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs", "user", "response_format", "stream",
+}
 
 
 class ApiError(Exception):
@@ -173,6 +180,11 @@ class FakeOpenAIServer(LoopbackServer):
         self._file_polls: dict[str, int] = {}
         self._faults: dict[str, list[_Fault]] = {}
         self._lock = threading.RLock()
+        #: what a chat model answers: (model, messages) -> text; a test sets it to stand for a
+        #: better or worse model. The default repeats the last user turn (a deterministic "model").
+        self.responder = lambda model, messages: next(
+            (m["content"] for m in reversed(messages) if m.get("role") == "user"), ""
+        )
 
     # ------------------------------------------------------------------ lifecycle
     def handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -438,6 +450,51 @@ class FakeOpenAIServer(LoopbackServer):
         if fault:
             return _fault_answer(fault)
         return status, payload, {}
+
+    def _post_v1_chat_completions(self, params, q, query, body):
+        if not isinstance(body, dict):
+            raise ApiError(400, "We could not parse the JSON body of your request.")
+        for key in body:
+            if key not in CHAT_PARAMETERS:
+                raise ApiError(400, f"Unrecognized request argument supplied: {key}", param=key)
+        model = body.get("model")
+        if not model:
+            raise ApiError(400, "Missing required parameter: 'model'.", param="model")
+        served = {j.obj.get("fine_tuned_model") for j in self.jobs.values() if j.obj.get("status") == "succeeded"}
+        if model not in self.models and model not in served:
+            raise ApiError(404, f"The model `{model}` does not exist or you do not have access to it.",
+                           param="model", code="model_not_found")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages or not all(
+            isinstance(m, dict) and m.get("role") in {"system", "developer", "user", "assistant", "tool"}
+            and isinstance(m.get("content"), str) for m in messages
+        ):
+            raise ApiError(400, "Invalid 'messages': a non-empty list of {role, content} objects.", param="messages")
+        if body.get("max_tokens") is not None and body.get("max_completion_tokens") is not None:
+            raise ApiError(400, "max_tokens and max_completion_tokens cannot both be set.", param="max_tokens")
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
+            raise ApiError(400, "max_completion_tokens must be a positive integer.", param="max_completion_tokens")
+        temperature = body.get("temperature", 1)
+        if not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
+            raise ApiError(400, "temperature must be between 0 and 2.", param="temperature")
+        text = str(self.responder(model, messages))
+        words = text.split()
+        finish = "stop"
+        if limit is not None and len(words) > limit:  # one word stands for one token here
+            text, finish = " ".join(words[:limit]), "length"
+        prompt_tokens = sum(len(m["content"].split()) + 4 for m in messages)
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": self._now(),
+            "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
+                         "logprobs": None, "finish_reason": finish}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split()),
+                      "total_tokens": prompt_tokens + len(text.split())},
+            "system_fingerprint": "fp_flywheel_fake",
+        }
 
     def _post_v1_files(self, params, q, query, body):
         if not isinstance(body, dict) or "file" not in body:
