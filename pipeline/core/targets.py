@@ -81,6 +81,30 @@ class GateConfig(_Strict):
     max_task_regression: float = Field(0.0, ge=0)
 
 
+class EvaluationConfig(_Strict):
+    """How `evaluated_model` judges the target's models: same items, inputs and decoding for all."""
+
+    #: json: answers are page JSON (parse rate, schema validity, section accuracy); text: chrF
+    #: (SFT only; DPO targets are judged on preference accuracy, embedding targets on rankings)
+    output: Literal["text", "json"] = "text"
+    #: at most this many items per evaluation (a seeded, task-stratified sample)
+    max_items: int = Field(200, ge=1)
+    #: new tokens per generated answer
+    max_new_tokens: int = Field(256, ge=1, le=8192)
+    #: prompts per generation batch on our hardware
+    batch_size: int = Field(8, ge=1)
+    #: hosted calls in flight at once
+    concurrency: int = Field(4, ge=1, le=64)
+    #: a frozen evaluation set (JSONL of {id, task, prompt, reference[, rejected]}) a team curates
+    eval_set: str | None = None
+    #: add: the frozen set beside the held-out items; replace: instead of them
+    eval_set_mode: Literal["add", "replace"] = "add"
+    #: seed of the item sample and of the bootstrap
+    seed: int = 42
+    #: bootstrap resamples of the paired interval
+    bootstrap_resamples: int = Field(2000, ge=100)
+
+
 class Target(_Strict):
     name: str
     description: str = ""
@@ -97,6 +121,7 @@ class Target(_Strict):
     scoring: ScoringConfig = ScoringConfig()
     training_file: TrainingFileConfig = TrainingFileConfig()
     gates: GateConfig = GateConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
 
     @field_validator("name")
     @classmethod

@@ -163,3 +163,28 @@ def require_approved_training_file(context: Any) -> tuple[ApprovedVersion, dict[
         ), allow_retries=False)
     require_approved(context, "anonymized_dataset", storage_id=int(upstream))
     return approved, read_manifest(context.partition_key, approved.version)
+
+
+def dataset_version_gates(instance: dg.DagsterInstance, partition: str, version: str, *, search: int = HISTORY_LIMIT) -> str | None:
+    """None when the training-file `version` of `partition` and the anonymized version it came from passed
+    every blocking check; else why not (the refusal's message). Used to re-verify a candidate's data."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("training_file"), asset_partitions=[partition]), limit=search
+    ).records
+    matching = [r for r in records if r.asset_materialization is not None
+                and (r.asset_materialization.tags or {}).get("dagster/data_version") == version]
+    if not matching:
+        return (f"training_file {partition!r} has no materialization of version {version!r} among its last {search}: "
+                "the candidate's data cannot be re-verified")
+    refusals = []
+    for record in matching:  # a version re-materialized with passing checks is accepted
+        try:
+            approved = approved_version(instance, "training_file", partition, storage_id=record.storage_id)
+            upstream = approved.text("anonymized_storage_id")
+            if not upstream:
+                raise GateRefused(f"training_file {partition!r} version {version!r} does not record its anonymized version")
+            approved_version(instance, "anonymized_dataset", partition, storage_id=int(upstream))
+            return None
+        except GateRefused as refused:
+            refusals.append(str(refused))
+    return refusals[0]

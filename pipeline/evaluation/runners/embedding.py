@@ -15,7 +15,6 @@ from pipeline.backends.sentence_transformers.train import ranking_inputs
 from pipeline.evaluation.items import EvalItem
 from pipeline.evaluation.runners.outputs import ModelOutputs
 
-TOP_K = 10
 
 
 def ranking_queries(items: list[EvalItem]) -> tuple[dict[str, str], dict[str, str], dict[str, set[str]], dict[str, str]]:
@@ -31,31 +30,21 @@ def ranking_queries(items: list[EvalItem]) -> tuple[dict[str, str], dict[str, st
 
 
 def rank(model_path: str, items: list[EvalItem], *, role: str, model: str, backend: str = "sentence_transformers",
-         batch_size: int = 64, top_k: int = TOP_K) -> ModelOutputs:
-    """Encode queries and corpus with the model at `model_path`; per query the top-k corpus ids."""
-    import numpy as np
+         batch_size: int = 64) -> ModelOutputs:
+    """Encode queries and corpus with the model at `model_path`: the cosine matrix, one row per query."""
     from sentence_transformers import SentenceTransformer
 
     queries, corpus, relevant, task_of_query = ranking_queries(items)
     encoder = SentenceTransformer(model_path, device="cpu")
-    doc_ids = list(corpus)
+    corpus_ids, query_ids = list(corpus), list(queries)
     started = time.perf_counter()
-    docs = encoder.encode([corpus[d] for d in doc_ids], batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
-    doc_time = time.perf_counter() - started
-    out = ModelOutputs(role=role, model=model, backend=backend, rankings=[], relevant=[], query_tasks=[])
-    query_ids = list(queries)
-    started = time.perf_counter()
-    embedded = encoder.encode([queries[q] for q in query_ids], batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
-    query_time = time.perf_counter() - started
-    scores = embedded @ docs.T
-    k = min(top_k, len(doc_ids))
-    per_call = (doc_time + query_time) / max(1, len(query_ids))
-    for row, qid in enumerate(query_ids):
-        order = np.argsort(-scores[row], kind="stable")[:k]
-        out.rankings.append([doc_ids[j] for j in order.tolist()])
-        out.relevant.append(set(relevant[qid]))
-        out.query_tasks.append(task_of_query[qid])
-        out.latencies_s.append(per_call)
-        out.costs_usd.append(0.0)
-        out.errors.append(None)
-    return out
+    docs = encoder.encode([corpus[d] for d in corpus_ids], batch_size=batch_size, normalize_embeddings=True,
+                          convert_to_numpy=True)
+    embedded = encoder.encode([queries[q] for q in query_ids], batch_size=batch_size, normalize_embeddings=True,
+                              convert_to_numpy=True)
+    per_call = (time.perf_counter() - started) / max(1, len(query_ids))
+    return ModelOutputs(
+        role=role, model=model, backend=backend, scores=embedded @ docs.T, query_ids=query_ids, corpus_ids=corpus_ids,
+        relevant={q: set(relevant[q]) for q in query_ids}, query_tasks=[task_of_query[q] for q in query_ids],
+        latencies_s=[per_call] * len(query_ids), costs_usd=[0.0] * len(query_ids), errors=[None] * len(query_ids),
+    )

@@ -12,8 +12,8 @@ class ModelOutputs:
     """Per-item outputs of one model, in the order of the items it was given.
 
     Only the fields its kind produces are set: `texts` (generated answers), `margins`
-    (log p(chosen) - log p(rejected)), `rankings` (per query: the corpus ids, best first, with the
-    relevant ids beside them in `relevant`). `latencies_s` holds one wall time per call (a batch's
+    (log p(chosen) - log p(rejected)), or for rankings `scores` (queries x corpus cosine matrix)
+    with `query_ids`, `corpus_ids`, `relevant` (query id -> kept corpus ids) and `query_tasks`. `latencies_s` holds one wall time per call (a batch's
     time split evenly over its items); `costs_usd` one cost per call (0.0 on our own hardware,
     None where the price is unknown).
     """
@@ -23,8 +23,10 @@ class ModelOutputs:
     backend: str
     texts: list[str] | None = None
     margins: list[float] | None = None
-    rankings: list[list[str]] | None = None
-    relevant: list[set[str]] | None = None
+    scores: Any = None
+    query_ids: list[str] | None = None
+    corpus_ids: list[str] | None = None
+    relevant: dict[str, set[str]] | None = None
     query_tasks: list[str] | None = None
     latencies_s: list[float] = field(default_factory=list)
     costs_usd: list[float | None] = field(default_factory=list)

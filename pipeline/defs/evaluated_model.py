@@ -1,0 +1,150 @@
+"""`evaluated_model`: the target's newest succeeded model judged against the champion and the base model.
+
+A thin wrapper around `pipeline.evaluation`: it takes the model of the latest `fine_tune_job`
+materialization once its job has succeeded, re-verifies every blocking gate of the candidate's
+dataset version (in any run), runs base, champion and candidate on the same held-out items, and
+writes a report (FLYWHEEL_HOME/<target>/evaluations/<id>.json) that its blocking checks judge.
+A candidate whose data failed a gate is not run at all: the report says why, and the
+`evaluation_upstream_gates_passed` check fails.
+"""
+
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+
+from pipeline.backends.resource import FineTuneBackends
+from pipeline.core.resources import StoreResource
+from pipeline.core.targets import get_target
+from pipeline.defs.gate_status import dataset_version_gates
+from pipeline.defs.partitions import target_partitions
+
+CODE_VERSION = "evaluated_model-1"
+
+
+class NotEvaluable(Exception):
+    """The candidate cannot be judged (yet); the message says why and what to do."""
+
+
+def _latest_job(context: dg.AssetExecutionContext, store) -> dict[str, Any]:
+    from pipeline.finetune import registry
+
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("fine_tune_job"), asset_partitions=[context.partition_key]), limit=1
+    ).records
+    if not records or records[0].asset_materialization is None:
+        raise NotEvaluable(f"fine_tune_job has no materialization for {context.partition_key!r}: train the target first")
+    job_id = records[0].asset_materialization.metadata.get("job_id")
+    job_id = str(getattr(job_id, "value", job_id) or "")
+    row = registry.get_job(store, job_id) if job_id else None
+    if row is None:
+        raise NotEvaluable(f"fine_tune_job's latest materialization names job {job_id!r}, which is not in the registry")
+    if row["status"] != "succeeded":
+        raise NotEvaluable(
+            f"job {row['job_id']} is {row['status']}: evaluated_model judges a model once its job succeeded "
+            "(the job-status sensor re-materializes fine_tune_job when a hosted job ends)"
+        )
+    return row
+
+
+def run_evaluation(context: dg.AssetExecutionContext, db, backends: FineTuneBackends) -> dict[str, Any]:
+    """The evaluation report of this partition's latest succeeded job (pure steps in pipeline.evaluation)."""
+    from pipeline.core.artifacts import read_manifest
+    from pipeline.evaluation.contenders import base_contender, job_contender
+    from pipeline.evaluation.evaluate import judge, run_models, target_kind
+    from pipeline.evaluation.items import evaluation_items
+    from pipeline.evaluation.report import comparison_dict
+    from pipeline.serving import production
+
+    target = get_target(context.partition_key)
+    row = _latest_job(context, db)
+    candidate = job_contender(row)
+    report: dict[str, Any] = {
+        "evaluation_id": f"eval-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}",
+        "target": target.name, "kind": target_kind(target), "candidate": candidate.as_dict(),
+        "run_id": context.run_id, "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    refusal = dataset_version_gates(context.instance, context.partition_key, str(row["dataset_version"]))
+    report["upstream_gates"] = {"passed": refusal is None, "reason": refusal}
+    if refusal is not None:
+        return {**report, "status": "not_evaluated", "reason": f"upstream gate failed: {refusal}"}
+    champion_ref = production.ensure_serving(db, target)
+    champion = champion_ref.contender("champion")
+    base = base_contender(target)
+    report.update(champion=champion.as_dict(), base=base.as_dict())
+    cfg = target.evaluation
+    items = evaluation_items(read_manifest(context.partition_key, str(row["dataset_version"])), method=target.method,
+                             eval_set=cfg.eval_set, eval_set_mode=cfg.eval_set_mode, cap=cfg.max_items, seed=cfg.seed)
+    if len(items) < 2:
+        return {**report, "status": "not_evaluated",
+                "reason": f"{len(items)} held-out item(s): too few to judge; add data or a frozen eval_set"}
+    hosted_client = backends.get(target.backend).client() if target.backend == "openai" else None
+    started = time.perf_counter()
+    outputs = run_models(target, [base, champion, candidate], items, hosted_client=hosted_client, log=context.log.info)
+    judgement = judge(target, [base, champion, candidate], items, outputs)
+    report.update(
+        status="evaluated", n_items=len(items), primary=judgement.primary,
+        items_by_source={s: sum(1 for i in items if i.source == s) for s in ("heldout", "frozen")},
+        summaries=judgement.summaries, vs_champion=comparison_dict(judgement.vs_champion),
+        vs_base=comparison_dict(judgement.vs_base), differing=judgement.differing,
+        evaluation_s=round(time.perf_counter() - started, 2),
+        json_validity={role: judgement.summaries[role]["overall"].get("schema_valid") for role in judgement.summaries},
+    )
+    return report
+
+
+@dg.asset(
+    partitions_def=target_partitions,
+    deps=[dg.AssetKey("fine_tune_job")],
+    group_name="evaluation",
+    kinds={"python"},
+    owners=["team:ml-platform"],
+    code_version=CODE_VERSION,
+)
+def evaluated_model(context: dg.AssetExecutionContext, store: StoreResource, backends: FineTuneBackends) -> dg.MaterializeResult:
+    """The newest trained model against the champion and base on held-out items, with paired bootstrap intervals."""
+    from pipeline.core.artifacts import evaluations_dir, write_atomic
+    from pipeline.evaluation import report as render
+
+    try:
+        report = run_evaluation(context, store.get(), backends)
+    except NotEvaluable as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    path = evaluations_dir(context.partition_key) / f"{report['evaluation_id']}.json"
+    write_atomic(path, json.dumps(report, indent=2, sort_keys=True, default=str))
+    metadata: dict[str, Any] = {
+        "status": dg.MetadataValue.text(report["status"]),
+        "evaluation_id": dg.MetadataValue.text(report["evaluation_id"]),
+        "report_path": dg.MetadataValue.path(str(path)),
+        "candidate_job_id": dg.MetadataValue.text(str(report["candidate"]["job_id"])),
+        "candidate_model": dg.MetadataValue.text(report["candidate"]["model"]),
+        "dataset_version": dg.MetadataValue.text(str(report["candidate"]["dataset_version"])),
+    }
+    if report["status"] != "evaluated":
+        metadata["reason"] = dg.MetadataValue.text(report["reason"])
+        context.log.warning(f"{context.partition_key}: not evaluated: {report['reason']}")
+        return dg.MaterializeResult(metadata=metadata)
+    cmp = report["vs_champion"]
+    metadata.update({
+        "champion_model": dg.MetadataValue.text(report["champion"]["model"]),
+        "primary_metric": dg.MetadataValue.text(report["primary"]),
+        "items": dg.MetadataValue.int(report["n_items"]),
+        "candidate_minus_champion": dg.MetadataValue.float(float(cmp["difference"])),
+        "interval_low": dg.MetadataValue.float(float(cmp["low"])),
+        "interval_high": dg.MetadataValue.float(float(cmp["high"])),
+        "evaluation_s": dg.MetadataValue.float(report["evaluation_s"]),
+        "side_by_side": dg.MetadataValue.md(render.side_by_side(report)),
+        "per_task": dg.MetadataValue.md(render.per_task(report)),
+        "picture": dg.MetadataValue.md(render.picture(report)),
+        "most_different_items": dg.MetadataValue.md(render.differing(report)),
+    })
+    for role in ("base", "champion", "candidate"):
+        value = report["summaries"][role]["overall"].get(report["primary"])
+        metadata[f"{role}_{report['primary']}"] = dg.MetadataValue.float(float(value))
+    context.log.info(f"{context.partition_key}: candidate − champion on {report['primary']} = {cmp['difference']:+.4f} "
+                     f"[{cmp['low']:+.4f}, {cmp['high']:+.4f}] over {report['n_items']} items")
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(report["evaluation_id"]))

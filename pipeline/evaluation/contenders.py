@@ -1,0 +1,52 @@
+"""The models an evaluation compares: the base model, the champion in service, and the candidate.
+
+Each is a `Contender`: its role, backend, the model a product would call (a provider id, a Hub
+id, a `pkg:` spec or a local folder) and, for our own models, the folder to load. The champion is
+the base model until a candidate is promoted; the same model is never run twice in one
+evaluation (a champion that is the base shares its outputs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.core.targets import Target
+
+
+@dataclass(frozen=True)
+class Contender:
+    role: str  # base | champion | candidate
+    backend: str
+    model: str
+    local_path: str | None = None
+    job_id: str | None = None
+    dataset_version: str | None = None
+
+    @property
+    def identity(self) -> tuple[str, str, str | None]:
+        """What makes two contenders the same model (their outputs would be the same)."""
+        return (self.backend, self.model, self.local_path)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def base_contender(target: Target) -> Contender:
+    return Contender(role="base", backend=target.backend, model=target.base_model)
+
+
+def job_contender(row: dict[str, Any], role: str = "candidate") -> Contender:
+    """A model from a succeeded registry row (`fw_model_registry`); raises naming the job otherwise."""
+    if row.get("status") != "succeeded" or not row.get("result_model"):
+        raise ValueError(
+            f"job {row.get('job_id')} of {row.get('target')} is {row.get('status')}, not succeeded with a model: "
+            "evaluation judges a model once its fine-tune job has succeeded"
+        )
+    model = str(row["result_model"])
+    local = model if row["backend"] in ("sentence_transformers", "huggingface") and Path(model).exists() else None
+    if row["backend"] == "sentence_transformers" and local is None:
+        raise FileNotFoundError(f"job {row['job_id']}: model folder {model} is gone (was FLYWHEEL_HOME moved or cleaned?)")
+    return Contender(role=role, backend=row["backend"], model=model, local_path=local, job_id=row["job_id"],
+                     dataset_version=row.get("dataset_version"))
