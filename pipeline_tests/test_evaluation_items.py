@@ -26,7 +26,7 @@ def test_heldout_and_frozen_items_are_read_and_marked(tmp_path):
     both = evaluation_items(manifest, method="sft", eval_set=str(frozen))
     assert Counter(i.source for i in both) == {"heldout": 3, "frozen": 1}
     assert next(i for i in both if i.source == "frozen").prompt == ({"role": "user", "content": "a plain prompt"},)
-    only = evaluation_items(manifest, method="sft", eval_set=str(frozen), eval_set_mode="replace")
+    only = evaluation_items(manifest, method="sft", eval_set=str(frozen), eval_set_mode="instead")
     assert [i.id for i in only] == ["f1"]
     assert evaluation_items({"evaluation_items": None}, method="sft") == []
 

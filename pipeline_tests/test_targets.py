@@ -80,3 +80,64 @@ def test_a_malformed_file_fails_the_code_location_load(tmp_path):
     )
     assert out.returncode != 0
     assert f"{bad}:6: target 'chat_model', field 'backend'" in out.stderr
+
+
+# ------------------------------------------------------------------ promotion gates and rollout
+
+
+def _with_gates(gates: str) -> str:
+    return GOOD.replace("    base_model: some/model\n", f"    base_model: some/model\n    gates: {gates}\n", 1)
+
+
+def test_gate_defaults_and_the_seed_floor():
+    gates = parse_targets(GOOD)["chat_model"].gates
+    assert (gates.margin, gates.max_task_regression, gates.json_validity_floor) == (0.02, 0.0, 0.95)
+    assert (gates.canary, gates.canary_share, gates.canary_steps) == (True, 0.1, (0.1, 0.5, 1.0))
+    assert (gates.min_eval_items, gates.max_eval_items, gates.eval_set, gates.eval_set_mode) == (10, 200, None, "beside")
+    assert load_targets()["page_builder"].gates.json_validity_floor == 0.98
+
+
+@pytest.mark.parametrize(
+    "gates, expected",
+    [
+        ("{canary: false}", {"canary": False}),
+        ("{canary_share: 0.05}", {"canary_share": 0.05, "canary_steps": (0.05, 0.5, 1.0)}),
+        ("{canary_share: 0.6}", {"canary_steps": (0.6, 1.0)}),
+        ("{canary_share: 0.2, canary_steps: [0.2, 1.0]}", {"canary_steps": (0.2, 1.0)}),
+        ("{max_eval_items: 24, min_eval_items: 4}", {"max_eval_items": 24, "min_eval_items": 4}),
+        ("{eval_set: evals/pages.jsonl, eval_set_mode: instead}", {"eval_set": "evals/pages.jsonl", "eval_set_mode": "instead"}),
+    ],
+)
+def test_gate_fields_parse(gates, expected):
+    parsed = parse_targets(_with_gates(gates))["chat_model"].gates
+    assert {k: getattr(parsed, k) for k in expected} == expected
+
+
+@pytest.mark.parametrize(
+    "gates, message",
+    [
+        ("{canary_share: 1.0}", "canary_share"),
+        ("{canary_share: 0}", "canary_share"),
+        ("{canary_steps: [0.1, 0.5]}", "end at 1.0"),
+        ("{canary_steps: [0.1, 0.05, 1.0]}", "increasing"),
+        ("{canary_steps: [0.2, 1.0]}", "start at canary_share"),
+        ("{min_eval_items: 50, max_eval_items: 20}", "above max_eval_items"),
+        ("{min_eval_items: 1}", "min_eval_items"),
+        ("{eval_set: evals/pages.csv}", "JSONL"),
+        ("{eval_set_mode: instead}", "needs an eval_set"),
+        ("{eval_set_mode: sometimes}", "eval_set_mode"),
+        ("{margin: -0.1}", "margin"),
+        ("{canary_percent: 10}", "canary_percent"),
+    ],
+)
+def test_bad_gate_fields_name_the_line_and_field(gates, message):
+    with pytest.raises(TargetsFileError) as err:
+        parse_targets(_with_gates(gates), source="targets.yaml")
+    text = str(err.value)
+    assert text.startswith("targets.yaml:8: target 'chat_model', field 'gates") and message in text, text
+
+
+def test_eval_set_is_resolved_against_the_targets_file(tmp_path):
+    gates = parse_targets(_with_gates("{eval_set: evals/pages.jsonl}"))["chat_model"].gates
+    assert gates.eval_set_path(tmp_path / "targets.yaml") == (tmp_path / "evals" / "pages.jsonl").resolve()
+    assert parse_targets(GOOD)["chat_model"].gates.eval_set_path() is None

@@ -141,12 +141,13 @@ BACKEND_FORMAT = {
 def write_atomic(path: Path, text: str) -> None:
     """Write a text file so readers see the old or the new content, never half of it.
 
-    The temporary name is unique per process, so concurrent writers (a job's worker and the
-    sensor polling it) never write into each other's temporary file.
+    The temporary name is unique per process and thread, so concurrent writers (a job's worker and
+    the sensor polling it, two threads of one server) never write into each other's temporary file.
     """
     import os
+    import threading
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
 

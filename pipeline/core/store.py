@@ -115,6 +115,43 @@ model_registry = sa.Table(
     sa.Column("details", sa.Text),  # JSON: events, checkpoints, provider-specific fields
 )
 
+#: Every change of what serves a target, and every decision not to change it: append-only.
+#: `model` … `dataset_version` name the model the action is about (the promoted one, the refused
+#: candidate of a `keep`, the model a `rollback` removed, the base model of `base`); `champion`,
+#: `challenger`, `challenger_share` and `rollout_id` are the state after the action.
+production_history = sa.Table(
+    "fw_production_history",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("target", sa.Text, nullable=False, index=True),
+    sa.Column("action", sa.String(24), nullable=False),  # promote_challenger|promote_champion|rollback|keep|base
+    sa.Column("model", sa.Text),
+    sa.Column("backend", sa.String(40)),
+    sa.Column("job_id", sa.Text),
+    sa.Column("dataset_version", sa.Text),
+    sa.Column("evaluation", sa.Text),  # JSON: the comparison, gates and decision summary
+    sa.Column("metrics", sa.Text),  # JSON: per-model metrics
+    sa.Column("rollout_id", sa.Text, nullable=False),
+    sa.Column("champion", sa.Text, nullable=False),  # JSON ModelRef
+    sa.Column("challenger", sa.Text),  # JSON ModelRef or NULL
+    sa.Column("challenger_share", sa.Float, nullable=False),
+    sa.Column("at", sa.Text, nullable=False),
+    sa.Column("by", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+)
+#: What serves each target now (one row per target); the rollout file mirrors it.
+rollouts = sa.Table(
+    "fw_rollouts",
+    metadata,
+    sa.Column("target", sa.Text, primary_key=True),
+    sa.Column("rollout_id", sa.Text, nullable=False),
+    sa.Column("champion", sa.Text, nullable=False),  # JSON ModelRef
+    sa.Column("challenger", sa.Text),  # JSON ModelRef or NULL
+    sa.Column("challenger_share", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Text, nullable=False),
+    sa.Column("history_id", sa.BigInteger, nullable=False),  # the history row that set this state
+)
+
 RAW_PREVIEW_CHARS = 2_000
 SOURCE_TABLES = {"interaction": interactions, "feedback": feedback, "organization": organizations}
 _KEY_COLUMN = {"interaction": "id", "feedback": "key", "organization": "org_id"}

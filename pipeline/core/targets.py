@@ -74,35 +74,87 @@ class TrainingFileConfig(_Strict):
 
 
 class GateConfig(_Strict):
-    """Promotion gates (used by evaluation): how much better a candidate must be to serve."""
+    """Promotion gates and rollout (used by `evaluated_model` and `production_model`).
 
-    margin: float = Field(0.02, ge=0)
+    Metrics are on a 0..1 scale, higher is better, so `margin` and `max_task_regression` are in
+    the primary metric's own units (0.02 = two points of section accuracy, of chrF / 100, ...).
+    """
+
+    #: the candidate serves only if the lower bound of candidate − champion is at least this
+    margin: float = Field(0.02, ge=0, le=1)
+    #: share of JSON answers that parse and match the page schema, at least (json targets)
     json_validity_floor: float = Field(0.95, ge=0, le=1)
-    max_task_regression: float = Field(0.0, ge=0)
+    #: a task regresses when its whole interval lies below −max_task_regression
+    max_task_regression: float = Field(0.0, ge=0, le=1)
+    #: fewer evaluation items than this cannot promote a model (the interval means little)
+    min_eval_items: int = Field(10, ge=2)
+    #: at most this many items are evaluated per model (the first ones of a fixed, seeded order)
+    max_eval_items: int = Field(200, ge=1)
+    #: the interval's confidence level, resamples and seed of the paired bootstrap
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    bootstrap_resamples: int = Field(2_000, ge=100)
+    seed: int = 0
+    #: a frozen evaluation set a team curates (JSONL, the held-out items' form), relative to the
+    #: targets file; used `beside` the held-out split (default) or `instead` of it
+    eval_set: str | None = None
+    eval_set_mode: Literal["beside", "instead"] = "beside"
+    #: a passing candidate becomes the challenger at `canary_share` (true), or champion at once (false)
+    canary: bool = True
+    canary_share: float = Field(0.1, gt=0, lt=1)
+    #: the shares the canary advances through; the first is `canary_share`, the last 1.0 (champion)
+    canary_steps: tuple[float, ...] = (0.1, 0.5, 1.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _steps_from_share(cls, data: Any) -> Any:
+        """A target that sets only `canary_share` advances from it through the default later steps."""
+        if isinstance(data, dict) and "canary_share" in data and "canary_steps" not in data:
+            share = data["canary_share"]
+            if isinstance(share, int | float) and not isinstance(share, bool):
+                data = {**data, "canary_steps": (share, *(s for s in (0.5, 1.0) if s > share))}
+        return data
+
+    @model_validator(mode="after")
+    def _coherent(self) -> GateConfig:
+        steps = self.canary_steps
+        if not steps or any(not 0 < s <= 1 for s in steps) or any(a >= b for a, b in zip(steps, steps[1:], strict=False)):
+            raise ValueError("canary_steps must be increasing shares in (0, 1]")
+        if steps[-1] != 1.0:
+            raise ValueError("canary_steps must end at 1.0 (the challenger becomes the champion)")
+        if steps[0] != self.canary_share:
+            raise ValueError(f"canary_steps must start at canary_share ({self.canary_share})")
+        if self.min_eval_items > self.max_eval_items:
+            raise ValueError(f"min_eval_items ({self.min_eval_items}) is above max_eval_items ({self.max_eval_items})")
+        if self.eval_set is not None and not self.eval_set.endswith(".jsonl"):
+            raise ValueError("eval_set must name a JSONL file (ending in .jsonl)")
+        if self.eval_set is None and self.eval_set_mode == "instead":
+            raise ValueError("eval_set_mode 'instead' needs an eval_set")
+        return self
+
+    def eval_set_path(self, source: Path | None = None) -> Path | None:
+        """The frozen evaluation set's path; a relative one is resolved against the folder of `source`
+        (the targets file it was declared in; default: the active targets file)."""
+        if self.eval_set is None:
+            return None
+        path = Path(self.eval_set).expanduser()
+        return path if path.is_absolute() else ((source or targets_file()).parent / path).resolve()
 
 
 class EvaluationConfig(_Strict):
-    """How `evaluated_model` judges the target's models: same items, inputs and decoding for all."""
+    """How `evaluated_model` runs the target's models: the same inputs and decoding for all.
+
+    Which items and how many, and the bootstrap, are promotion settings: see `GateConfig`.
+    """
 
     #: json: answers are page JSON (parse rate, schema validity, section accuracy); text: chrF
     #: (SFT only; DPO targets are judged on preference accuracy, embedding targets on rankings)
     output: Literal["text", "json"] = "text"
-    #: at most this many items per evaluation (a seeded, task-stratified sample)
-    max_items: int = Field(200, ge=1)
     #: new tokens per generated answer
     max_new_tokens: int = Field(256, ge=1, le=8192)
     #: prompts per generation batch on our hardware
     batch_size: int = Field(8, ge=1)
     #: hosted calls in flight at once
     concurrency: int = Field(4, ge=1, le=64)
-    #: a frozen evaluation set (JSONL of {id, task, prompt, reference[, rejected]}) a team curates
-    eval_set: str | None = None
-    #: add: the frozen set beside the held-out items; replace: instead of them
-    eval_set_mode: Literal["add", "replace"] = "add"
-    #: seed of the item sample and of the bootstrap
-    seed: int = 42
-    #: bootstrap resamples of the paired interval
-    bootstrap_resamples: int = Field(2000, ge=100)
 
 
 class Target(_Strict):

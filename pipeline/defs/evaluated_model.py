@@ -76,12 +76,14 @@ def run_evaluation(context: dg.AssetExecutionContext, db, backends: FineTuneBack
     champion = champion_ref.contender("champion")
     base = base_contender(target)
     report.update(champion=champion.as_dict(), base=base.as_dict())
-    cfg = target.evaluation
+    gates = target.gates
+    eval_set = gates.eval_set_path()
     items = evaluation_items(read_manifest(context.partition_key, str(row["dataset_version"])), method=target.method,
-                             eval_set=cfg.eval_set, eval_set_mode=cfg.eval_set_mode, cap=cfg.max_items, seed=cfg.seed)
+                             eval_set=str(eval_set) if eval_set else None, eval_set_mode=gates.eval_set_mode,
+                             cap=gates.max_eval_items, seed=gates.seed)
     if len(items) < 2:
         return {**report, "status": "not_evaluated",
-                "reason": f"{len(items)} held-out item(s): too few to judge; add data or a frozen eval_set"}
+                "reason": f"{len(items)} evaluation item(s): too few to judge; add data or a frozen gates.eval_set"}
     hosted_client = backends.get(target.backend).client() if target.backend == "openai" else None
     started = time.perf_counter()
     outputs = run_models(target, [base, champion, candidate], items, hosted_client=hosted_client, log=context.log.info)

@@ -57,7 +57,7 @@ def run_model(target: Target, contender: Contender, items: list[EvalItem], *, ho
 
         if hosted_client is None:
             raise ValueError(f"{target.name}: the openai backend needs its client to evaluate {contender.model}")
-        return hosted.chat(hosted_client, items, role=contender.role, model=contender.model, seed=cfg.seed,
+        return hosted.chat(hosted_client, items, role=contender.role, model=contender.model, seed=target.gates.seed,
                            max_new_tokens=cfg.max_new_tokens, concurrency=cfg.concurrency)
     raise ValueError(f"no evaluation runner for backend {contender.backend!r}")
 
@@ -122,8 +122,9 @@ def judge(target: Target, contenders: list[Contender], items: list[EvalItem], ou
     summaries = {
         role: {**metrics.aggregate(s, tasks).as_dict(), "calls": outputs[role].call_summary()} for role, s in scores.items()
     }
-    cfg = target.evaluation
-    kwargs = {"tasks": tasks, "seed": cfg.seed, "n_resamples": cfg.bootstrap_resamples}
+    gates = target.gates
+    kwargs = {"tasks": tasks, "metric": primary, "seed": gates.seed, "n_resamples": gates.bootstrap_resamples,
+              "confidence": gates.confidence}
     vs_champion = compare(list(scores["candidate"][primary]), list(scores["champion"][primary]), **kwargs)
     vs_base = compare(list(scores["candidate"][primary]), list(scores["base"][primary]), **kwargs)
     units = list(outputs["candidate"].query_ids) if kind == "ranking" else [i.id for i in items]

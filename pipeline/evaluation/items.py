@@ -8,8 +8,8 @@ from one dataset version to the next and the champion (trained on an earlier ver
 seen it either.
 
 A target may also name a frozen evaluation set (`gates.eval_set`, a JSONL file of the same
-records a team curates), used instead of the held-out items (`eval_set_mode: replace`) or beside
-them (`add`). Items are capped per target (`gates.max_eval_items`) by a seeded sample that keeps
+records a team curates), used instead of the held-out items (`eval_set_mode: instead`) or beside
+them (`beside`, the default). Items are capped per target (`gates.max_eval_items`) by a seeded sample that keeps
 each task's share, so evaluation work is bounded and the same items are drawn every time.
 """
 
@@ -117,14 +117,14 @@ def evaluation_items(
     *,
     method: str,
     eval_set: str | None = None,
-    eval_set_mode: str = "add",
+    eval_set_mode: str = "beside",
     cap: int | None = None,
     seed: int = 42,
 ) -> list[EvalItem]:
     """The items for a target's evaluation: held-out items of `manifest`'s version and/or the frozen set, capped."""
     needs_rejected = method in ("dpo", "embedding")
     items: list[EvalItem] = []
-    if not (eval_set and eval_set_mode == "replace"):
+    if not (eval_set and eval_set_mode == "instead"):
         path = manifest.get("evaluation_items")
         if path:
             items += read_items(path, source="heldout", needs_rejected=needs_rejected)
