@@ -6,6 +6,9 @@
     flywheel quarantine  show what was set aside, and why
     flywheel jobs        list, wait for, or cancel fine-tune jobs
     flywheel demo        seed, import and materialize the whole graph into the Dagster instance
+    flywheel status      which model serves each target, its last evaluation and decision
+    flywheel promote     make a succeeded job's model the champion (or challenger), with a reason
+    flywheel rollback    remove the challenger or put the previous champion back, with a reason
 """
 
 from __future__ import annotations
@@ -94,6 +97,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(n=args.n, seed=args.seed)
 
 
+def cmd_serving(args: argparse.Namespace) -> int:
+    from pipeline.serving import commands
+
+    return commands.run(args, _store())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flywheel", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -131,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=3_000)
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_demo)
+
+    from pipeline.serving.commands import add_parsers
+
+    add_parsers(sub, cmd_serving)
     return parser
 
 

@@ -54,7 +54,8 @@ def _latest_job(context: dg.AssetExecutionContext, store) -> dict[str, Any]:
 def run_evaluation(context: dg.AssetExecutionContext, db, backends: FineTuneBackends) -> dict[str, Any]:
     """The evaluation report of this partition's latest succeeded job (pure steps in pipeline.evaluation)."""
     from pipeline.core.artifacts import read_manifest
-    from pipeline.evaluation.contenders import base_contender, job_contender
+    from pipeline.evaluation.contenders import base_contender, job_contender, ref_contender
+    from pipeline.evaluation.decision import decide, run_gates
     from pipeline.evaluation.evaluate import judge, run_models, target_kind
     from pipeline.evaluation.items import evaluation_items
     from pipeline.evaluation.report import comparison_dict
@@ -72,8 +73,8 @@ def run_evaluation(context: dg.AssetExecutionContext, db, backends: FineTuneBack
     report["upstream_gates"] = {"passed": refusal is None, "reason": refusal}
     if refusal is not None:
         return {**report, "status": "not_evaluated", "reason": f"upstream gate failed: {refusal}"}
-    champion_ref = production.ensure_serving(db, target)
-    champion = champion_ref.contender("champion")
+    serving = production.ensure_serving(db, target)
+    champion = ref_contender(serving.champion, "champion")
     base = base_contender(target)
     report.update(champion=champion.as_dict(), base=base.as_dict())
     gates = target.gates
@@ -96,6 +97,17 @@ def run_evaluation(context: dg.AssetExecutionContext, db, backends: FineTuneBack
         evaluation_s=round(time.perf_counter() - started, 2),
         json_validity={role: judgement.summaries[role]["overall"].get("schema_valid") for role in judgement.summaries},
     )
+    json_kind = report["kind"] == "json"
+    candidate_scores = judgement.scores["candidate"]
+    gate_results = run_gates(
+        gates, comparison=judgement.vs_champion, upstream={"dataset version gates (training_file, anonymized_dataset)": True},
+        json_validity=report["json_validity"]["candidate"] if json_kind else None,
+        json_n=candidate_scores.n if json_kind else None,
+        json_problems=list(candidate_scores.problems) if json_kind else None,
+    )
+    decision = decide(gate_results, gates.canary, gates.canary_share, champion_is_base=serving.champion.is_base)
+    report["gates"] = {name: {"passed": g.passed, "description": g.description} for name, g in gate_results.items()}
+    report["decision"] = decision.as_dict()
     return report
 
 
@@ -132,12 +144,13 @@ def evaluated_model(context: dg.AssetExecutionContext, store: StoreResource, bac
         return dg.MaterializeResult(metadata=metadata)
     cmp = report["vs_champion"]
     metadata.update({
+        "decision": dg.MetadataValue.text(report["decision"]["action"]),
+        "decision_reason": dg.MetadataValue.text(report["decision"]["reason"]),
         "champion_model": dg.MetadataValue.text(report["champion"]["model"]),
         "primary_metric": dg.MetadataValue.text(report["primary"]),
         "items": dg.MetadataValue.int(report["n_items"]),
         "candidate_minus_champion": dg.MetadataValue.float(float(cmp["difference"])),
-        "interval_low": dg.MetadataValue.float(float(cmp["low"])),
-        "interval_high": dg.MetadataValue.float(float(cmp["high"])),
+        "interval": dg.MetadataValue.text(render.interval_text(cmp)),
         "evaluation_s": dg.MetadataValue.float(report["evaluation_s"]),
         "side_by_side": dg.MetadataValue.md(render.side_by_side(report)),
         "per_task": dg.MetadataValue.md(render.per_task(report)),
@@ -147,6 +160,6 @@ def evaluated_model(context: dg.AssetExecutionContext, store: StoreResource, bac
     for role in ("base", "champion", "candidate"):
         value = report["summaries"][role]["overall"].get(report["primary"])
         metadata[f"{role}_{report['primary']}"] = dg.MetadataValue.float(float(value))
-    context.log.info(f"{context.partition_key}: candidate − champion on {report['primary']} = {cmp['difference']:+.4f} "
-                     f"[{cmp['low']:+.4f}, {cmp['high']:+.4f}] over {report['n_items']} items")
+    context.log.info(f"{context.partition_key}: candidate − champion on {report['primary']} = "
+                     f"{render.interval_text(cmp)} over {report['n_items']} items → {report['decision']['action']}")
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(report["evaluation_id"]))

@@ -35,6 +35,12 @@ BLOCKING_CHECKS: dict[str, tuple[str, ...]] = {
         "training_file_tokens_and_size",
         "training_file_cost_within_budget",
     ),
+    "evaluated_model": (
+        "candidate_beats_champion",
+        "no_task_regression",
+        "json_validity_floor",
+        "evaluation_upstream_gates_passed",
+    ),
 }
 #: how many evaluations of one check per partition are searched for the one of a materialization
 HISTORY_LIMIT = 50

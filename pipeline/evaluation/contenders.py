@@ -50,3 +50,10 @@ def job_contender(row: dict[str, Any], role: str = "candidate") -> Contender:
         raise FileNotFoundError(f"job {row['job_id']}: model folder {model} is gone (was FLYWHEEL_HOME moved or cleaned?)")
     return Contender(role=role, backend=row["backend"], model=model, local_path=local, job_id=row["job_id"],
                      dataset_version=row.get("dataset_version"))
+
+
+def ref_contender(ref, role: str = "champion") -> Contender:
+    """The contender of a serving `ModelRef` (pipeline.serving.rollout): the base model or a trained one."""
+    local = ref.model if ref.backend in ("sentence_transformers", "huggingface") and ref.job_id and Path(ref.model).exists() else None
+    return Contender(role=role, backend=ref.backend, model=ref.model, local_path=local, job_id=ref.job_id,
+                     dataset_version=ref.dataset_version)

@@ -15,12 +15,21 @@ ROLES = ("base", "champion", "candidate")
 
 
 def comparison_dict(comparison: Any) -> dict[str, Any]:
-    """A Comparison as JSON-ready values (dataclass fields; nested comparisons per task too)."""
-    if comparison is None:
-        return {}
-    if dataclasses.is_dataclass(comparison):
-        return _plain(dataclasses.asdict(comparison))
-    return _plain(dict(comparison))
+    """A `stats.Comparison` as JSON-ready values (per-task comparisons nested; infinite bounds None)."""
+    return {} if comparison is None else _plain(comparison.as_dict())
+
+
+def comparison_from_dict(data: dict[str, Any]) -> Any:
+    """The `stats.Comparison` a report stored (what the checks judge again)."""
+    from pipeline.evaluation.stats import Comparison
+
+    fields = {f.name for f in dataclasses.fields(Comparison)}
+    values = {k: v for k, v in data.items() if k in fields and k != "per_task"}
+    for key in ("low", "high"):
+        if values.get(key) is None:
+            values[key] = float("-inf") if key == "low" else float("inf")
+    per_task = {task: comparison_from_dict(c) for task, c in (data.get("per_task") or {}).items()}
+    return Comparison(**values, per_task=per_task)
 
 
 def _plain(value: Any) -> Any:
@@ -39,10 +48,19 @@ def _fmt(value: Any) -> str:
     return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def _bound(value: Any) -> str:
+    return "?" if value is None else f"{value:+.3f}"
+
+
 def _interval(cmp: dict[str, Any]) -> str:
     if not cmp:
         return "–"
-    return f"{cmp['difference']:+.3f} [{cmp['low']:+.3f}, {cmp['high']:+.3f}]"
+    return f"{cmp['difference']:+.3f} [{_bound(cmp.get('low'))}, {_bound(cmp.get('high'))}]"
+
+
+def interval_text(cmp: dict[str, Any]) -> str:
+    """'+0.031 [-0.012, +0.074] (95% CI, n=40)'."""
+    return f"{_interval(cmp)} ({cmp.get('confidence', 0.95):.0%} CI, n={cmp.get('n')})"
 
 
 def side_by_side(report: dict[str, Any]) -> str:

@@ -16,7 +16,6 @@ from pipeline.evaluation.items import EvalItem
 from pipeline.evaluation.runners.outputs import ModelOutputs
 
 
-
 def ranking_queries(items: list[EvalItem]) -> tuple[dict[str, str], dict[str, str], dict[str, set[str]], dict[str, str]]:
     """(queries, corpus, relevant, task per query) built from the items' query / kept / passed-over texts."""
     rows = [{"anchor": i.query, "positive": i.reference, "negative": i.rejected or ""} for i in items]
