@@ -93,7 +93,7 @@ def test_gate_defaults_and_the_seed_floor():
     gates = parse_targets(GOOD)["chat_model"].gates
     assert (gates.margin, gates.max_task_regression, gates.json_validity_floor) == (0.02, 0.0, 0.95)
     assert (gates.canary, gates.canary_share, gates.canary_steps) == (True, 0.1, (0.1, 0.5, 1.0))
-    assert (gates.min_eval_items, gates.max_eval_items, gates.eval_set, gates.eval_set_mode) == (10, 200, None, "beside")
+    assert (gates.min_eval_items, gates.max_eval_items, gates.eval_set, gates.eval_set_mode) == (30, 200, None, "beside")
     assert load_targets()["page_builder"].gates.json_validity_floor == 0.98
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pipeline.core.gates import GateResult
-from pipeline.core.targets import GateConfig
+from pipeline.core.targets import DEFAULT_MIN_EVAL_ITEMS, GateConfig
 from pipeline.evaluation.stats import Comparison
 
 GATE_NAMES = ("beats_champion", "no_task_regresses", "json_validity_meets_floor", "upstream_gates_passed")
@@ -43,7 +43,7 @@ def _tasks_line(comparison: Comparison, only: Sequence[str] | None = None) -> st
     return "; ".join(f"{t} {comparison.per_task[t].describe()}" for t in names)
 
 
-def beats_champion(comparison: Comparison, margin: float, *, min_items: int = 10) -> GateResult:
+def beats_champion(comparison: Comparison, margin: float, *, min_items: int = DEFAULT_MIN_EVAL_ITEMS) -> GateResult:
     """The candidate is better than the champion by at least `margin`, with the uncertainty accounted for.
 
     Passes when the evaluation has at least `min_items` items and the lower bound of the paired
