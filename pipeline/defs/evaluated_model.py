@@ -95,15 +95,15 @@ def run_evaluation(context: dg.AssetExecutionContext, db, backends: FineTuneBack
         summaries=judgement.summaries, vs_champion=comparison_dict(judgement.vs_champion),
         vs_base=comparison_dict(judgement.vs_base), differing=judgement.differing,
         evaluation_s=round(time.perf_counter() - started, 2),
-        json_validity={role: judgement.summaries[role]["overall"].get("schema_valid") for role in judgement.summaries},
+        json_validity={role: (judgement.summaries[role].get("json") or {}).get("schema_valid")
+                       for role in judgement.summaries},
     )
-    json_kind = report["kind"] == "json"
-    candidate_scores = judgement.scores["candidate"]
+    json_kind = report["kind"] == "json" and report["json_validity"]["candidate"] is not None
+    candidate_json = judgement.summaries["candidate"].get("json") or {}
     gate_results = run_gates(
         gates, comparison=judgement.vs_champion, upstream={"dataset version gates (training_file, anonymized_dataset)": True},
         json_validity=report["json_validity"]["candidate"] if json_kind else None,
-        json_n=candidate_scores.n if json_kind else None,
-        json_problems=list(candidate_scores.problems) if json_kind else None,
+        json_n=candidate_json.get("n") if json_kind else None,
     )
     decision = decide(gate_results, gates.canary, gates.canary_share, champion_is_base=serving.champion.is_base)
     report["gates"] = {name: {"passed": g.passed, "description": g.description} for name, g in gate_results.items()}

@@ -69,10 +69,12 @@ def json_validity_floor(context: dg.AssetCheckExecutionContext) -> dg.AssetCheck
     gates = get_target(context.partition_key).gates
 
     def gate(report: dict[str, Any]) -> GateResult:
-        if report["kind"] != "json":
-            return GateResult(True, f"not a JSON target ({report['kind']}): the floor does not apply", {"kind": report["kind"]})
-        rate = report["json_validity"]["candidate"]
-        return json_validity_meets_floor(float(rate), gates.json_validity_floor, n=report["n_items"])
+        rate = (report.get("json_validity") or {}).get("candidate")
+        if report["kind"] != "json" or rate is None:
+            return GateResult(True, f"no JSON answers to judge ({report['kind']} target): the floor does not apply",
+                              {"kind": report["kind"]})
+        json_summary = report["summaries"]["candidate"].get("json") or {}
+        return json_validity_meets_floor(float(rate), gates.json_validity_floor, n=json_summary.get("n"))
 
     return _judge(context, gate)
 

@@ -89,8 +89,45 @@ def score_outputs(kind: str, outputs: ModelOutputs, items: list[EvalItem]) -> tu
         return metrics.score_preferences_by_similarity(outputs.texts, [i.reference for i in items],
                                                        [str(i.rejected) for i in items]), tasks
     if kind == "json":
-        return metrics.score_json(outputs.texts, [i.reference for i in items]), tasks
+        return score_page_answers(outputs.texts, items), tasks
     return metrics.score_text(outputs.texts, [i.reference for i in items]), tasks
+
+
+def json_items(items: list[EvalItem]) -> list[int]:
+    """Indexes of the items whose kept answer is JSON (a page or a section); the rest are text answers."""
+    return [i for i, item in enumerate(items) if metrics.parse_json(item.reference)[1] is None]
+
+
+def score_page_answers(texts: list[str], items: list[EvalItem]) -> metrics.ItemScores:
+    """A json target's items: JSON answers by section accuracy, text answers (e.g. design_choice) by chrF.
+
+    `item_score` is each item's primary value (both are 0..1); the JSON metrics are kept per item
+    too, as NaN-free values over the JSON items only, in `json_scores` (see `json_summary`).
+    """
+    json_idx = set(json_items(items))
+    text_idx = [i for i in range(len(items)) if i not in json_idx]
+    combined = [0.0] * len(items)
+    problems: list[str | None] = [None] * len(items)
+    if json_idx:
+        ordered = sorted(json_idx)
+        scored = metrics.score_json([texts[i] for i in ordered], [items[i].reference for i in ordered])
+        for row, i in enumerate(ordered):
+            combined[i] = scored["section_accuracy"][row]
+            problems[i] = scored.problems[row] if scored.problems else None
+    if text_idx:
+        scored = metrics.score_text([texts[i] for i in text_idx], [items[i].reference for i in text_idx])
+        for row, i in enumerate(text_idx):
+            combined[i] = scored["chrf"][row]
+    return metrics.ItemScores("page", {"item_score": tuple(combined)}, tuple(problems))
+
+
+def json_summary(texts: list[str], items: list[EvalItem]) -> dict[str, Any]:
+    """Parse rate, schema validity, section accuracy and F1 over the JSON items (what the floor gate reads)."""
+    ordered = json_items(items)
+    if not ordered:
+        return {"n": 0}
+    scored = metrics.score_json([texts[i] for i in ordered], [items[i].reference for i in ordered])
+    return {"n": len(ordered), **scored.means(), "problems": metrics.problem_counts(scored.problems)}
 
 
 @dataclass
@@ -127,6 +164,9 @@ def judge(target: Target, contenders: list[Contender], items: list[EvalItem], ou
               "confidence": gates.confidence}
     vs_champion = compare(list(scores["candidate"][primary]), list(scores["champion"][primary]), **kwargs)
     vs_base = compare(list(scores["candidate"][primary]), list(scores["base"][primary]), **kwargs)
+    if kind == "json":
+        for role, out in outputs.items():
+            summaries[role]["json"] = json_summary(out.texts, items)
     units = list(outputs["candidate"].query_ids) if kind == "ranking" else [i.id for i in items]
     return Judgement(kind=kind, primary=primary, n_items=len(items), units=units, tasks=tasks, scores=scores,
                      summaries=summaries, vs_champion=vs_champion, vs_base=vs_base,
