@@ -59,6 +59,76 @@ FINDS = [
         "ADDRESS",
         "Kerkstraat 12, 1234 AB Amsterdam",
     ),
+    # Spanish types of vía and Brazilian types of logradouro, abbreviated types, no number (S/N)
+    (patterns.find_addresses, "Passarela Rodrigo Machado, 48", "ADDRESS", "Passarela Rodrigo Machado, 48"),
+    (
+        patterns.find_addresses,
+        "Pasadizo de Dan Izquierdo 69 Puerta 2\n28331 Navarra",
+        "ADDRESS",
+        "Pasadizo de Dan Izquierdo 69 Puerta 2\n28331 Navarra",
+    ),
+    (patterns.find_addresses, "deliver to condomínio moura, 639 in silveira.", "ADDRESS", "condomínio moura, 639"),
+    (patterns.find_addresses, "Our office is at R. Mota, 65 in Olhão.", "ADDRESS", "R. Mota, 65"),
+    (patterns.find_addresses, "C. RODOLFO MOLINA 51 PUERTA 6", "ADDRESS", "C. RODOLFO MOLINA 51 PUERTA 6"),
+    (
+        patterns.find_addresses,
+        "Rua Garcia de Orta, S/N\n3591-146 Matosinhos",
+        "ADDRESS",
+        "Rua Garcia de Orta, S/N\n3591-146 Matosinhos",
+    ),
+    (
+        patterns.find_addresses,
+        "Recanto Marina, 9\n28548321 Santos",
+        "ADDRESS",
+        "Recanto Marina, 9\n28548321 Santos",
+    ),
+    (
+        patterns.find_addresses,
+        "Evieboulevard 986\n4248FO Santpoort",
+        "ADDRESS",
+        "Evieboulevard 986\n4248FO Santpoort",
+    ),
+    # after an address cue: abbreviations with a full stop, the number after a comma, "i" (and) in the name
+    (
+        patterns.find_addresses,
+        "i live at pl. moniuszki 32/85 in legionowo.",
+        "ADDRESS",
+        "pl. moniuszki 32/85",
+    ),
+    (patterns.find_addresses, "deliver to pl. mieszka i 623 in łódź.", "ADDRESS", "pl. mieszka i 623"),
+    (
+        patterns.find_addresses,
+        "our office is at r. de d. afonso henriques, 14 in vila nova.",
+        "ADDRESS",
+        "r. de d. afonso henriques, 14",
+    ),
+    (
+        patterns.find_addresses,
+        "Our office is at Aeroporto Melina Barros, 87 in Ribeiro.",
+        "ADDRESS",
+        "Aeroporto Melina Barros, 87",
+    ),
+    # a unit first, in lower case
+    (
+        patterns.find_addresses,
+        "our office is at flat 3, helen gateway in x",
+        "ADDRESS",
+        "flat 3, helen gateway",
+    ),
+    (patterns.find_addresses, "it is studio 15, kieran terrace now", "ADDRESS", "studio 15, kieran terrace"),
+    # a block: the line above a postcode + town line is the street, whatever its words
+    (
+        patterns.find_addresses,
+        "Ship to:\nMARIANA MONTEIRO\nVIELA ALBUQUERQUE\n97588-713 CARVALHO DE GOIÁS\nBrasil",
+        "ADDRESS",
+        "VIELA ALBUQUERQUE\n97588-713 CARVALHO DE GOIÁS",
+    ),
+    (
+        patterns.find_addresses,
+        "Jan Jansen\nAchter de Kerk 7\n8783LT Lollum",
+        "ADDRESS",
+        "Achter de Kerk 7\n8783LT Lollum",
+    ),
     (patterns.find_key_values, 'event=x name="Maren Holt" ip=1.2.3.4', "PERSON", "Maren Holt"),
     (
         patterns.find_key_values,
@@ -81,6 +151,9 @@ NOT_FOUND = [
     (patterns.find_ibans, "DE88 3704 0044 0532 0130 00 has a wrong check digit"),
     (patterns.find_addresses, "I have 3 dogs in the park and live at the end of the road."),
     (patterns.find_addresses, "Send it via email 5 times."),
+    (patterns.find_addresses, "The order:\n3 boxes\n12 chairs\n"),
+    (patterns.find_addresses, "Totals\nSummer sale\n2024 Results\n"),  # no street, and no name above it
+    (patterns.find_addresses, "I moved it to the park in 2024, c. 1900 houses."),
     (patterns.find_key_values, "note: remember the launch, level=info"),
 ]
 

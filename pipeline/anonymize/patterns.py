@@ -36,6 +36,7 @@ from pipeline.anonymize.checksums import card_ok, iban_ok, national_id_ok
 from pipeline.anonymize.streets import (
     COMPOUND_ENDINGS,
     POSTFIX_TYPES,
+    PREFIX_ABBREVIATIONS,
     PREFIX_TYPES,
     UNIT_WORDS,
     USPS_SUFFIXES,
@@ -217,13 +218,15 @@ _UP = "A-ZÀ-ÖØ-ÞĀĂĄĆČĎĐĒĖĘĚĞĪĮİĶĹĻĽŁŃŅŇŌŐŒŔŘŚŞ
 _CAP = rf"[{_UP}][\w'’.-]*"  # a capitalised word
 _WORD = r"[^\W\d_][\w'’.-]*"  # any word
 _PARTICLE = r"(?:de|del|de la|della|delle|dei|degli|di|da|do|dos|das|du|des|la|le|les|l'|d'|van|von|der|den|the|of|y|e|i)"
-_NUM = r"\d{1,5}[A-Za-z]?(?:\s?[/-]\s?\d{1,5}[A-Za-z]?)?\.?"
+_NUM = r"(?:\d{1,5}[A-Za-z]?(?:\s?[/-]\s?\d{1,5}[A-Za-z]?)?\.?|(?i:s/n)º?)"  # 12, 32/85, 5A, S/N (no number)
 _UNIT = (
     r"(?:,?\s*(?i:" + _alt(UNIT_WORDS - {"#"}) + r")\.?\s*(?:#\s*)?[\w-]{1,6}\b|,?\s*#\s*[\w-]{1,6}\b"
     r"|,?\s*\d{1,3}\s?[º°ª]\s?[A-Za-z0-9]?\b){0,2}"
 )
 _CITY = rf"{_CAP}(?:[ -](?:{_PARTICLE}[ -])?{_CAP}){{0,2}}"
-_POSTCODE = r"(?:[A-Z]{1,2}-)?\d{2,5}(?:[ -]\d{2,4})?(?:\s?[A-Z]{2}(?![\w]))?"
+_POSTCODE = (
+    r"(?:[A-Z]{1,2}-)?(?:\d{8}|\d{2,5}(?:[ -]\d{2,4})?)(?:\s?[A-Z]{2}(?![\w]))?"  # 8 digits: a Brazilian CEP
+)
 _UK_POSTCODE = r"[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}"
 _TOWN = (
     rf"(?:(?:,[ \t]*|[ \t]*\n[ \t]*)(?:{_POSTCODE},?[ \t]+{_CITY}(?:[ \t]*\([A-Z]{{2}}\))?"
@@ -245,8 +248,12 @@ _STRONG_PREFIX = PREFIX_TYPES - {
     "vila",
     "acceso",
     "canale",
-}
-_PREFIX_ANY = r"(?i:" + _alt(PREFIX_TYPES) + r")"
+    # words of everyday Spanish and Portuguese (a lake, a park, a field, a sector): a street only capitalised
+    *"subida bajada senda sendero paraje ribera muelle carrera autopista barrio sector jardín lugar área".split(),
+    *"campo colônia colonia conjunto distrito estação estacao fazenda feira lago lagoa morro núcleo".split(),
+    *"nucleo parque pátio patio quadra setor sítio sitio trecho trevo vale vereda alameda".split(),
+} | (PREFIX_ABBREVIATIONS - {"al.", "pq.", "res."})
+_PREFIX_ANY = r"(?i:" + _alt(PREFIX_TYPES | PREFIX_ABBREVIATIONS) + r")"
 _PREFIX_STRONG = r"(?i:" + _alt(_STRONG_PREFIX) + r")"
 #: Words that start a sentence, not a street name ("I live at Kossuth utca 5": the street is "Kossuth utca 5").
 _NOT_STREET = r"(?!(?i:i|at|to|in|on|the|a|an|my|our|is|of|for|and|live|lives|deliver|ship|send|office|from|with|near|by|am)\b)"
@@ -284,7 +291,12 @@ ADDRESS_PATTERNS = (
     ),
     # Flat 41T, Howarth River / Unit 3, Harbour Court: a unit first, then the street
     re.compile(
-        rf"(?i:flat|apartment|apt|unit|suite)\.?\s*\w{{1,5}},?\s+(?:{_CAP}\s+){{0,3}}{_USPS}\b\.?" + _TOWN
+        rf"(?i:flat|apartment|apt|unit|suite|studio)\.?\s*\w{{1,5}},?\s+(?:{_CAP}\s+){{0,3}}{_USPS}\b\.?"
+        + _TOWN
+    ),
+    # the same in lower case, the comma after the unit required: flat 3, helen gateway
+    re.compile(
+        rf"(?<![\w-])(?i:flat|apartment|apt|unit|suite|studio)\.?\s*\d\w{{0,4}},\s+(?:[a-z][a-z'-]+\s+){{1,3}}{_USPS}\b\.?"
     ),
     # 12 rue de Rivoli / 16, avenue de Poulain: number, then a European type before the name
     re.compile(
@@ -340,7 +352,10 @@ _STREETISH = re.compile(
 _ADDRESS_CUE = re.compile(
     r"(?i:\b(?:i live at|i live on|lives at|living at|office is at|offices are at|located at|deliver(?: it)? to|"
     r"ship(?: it)? to|send (?:it|them|the \w+) to|address is|based at|moved to|come to|visit us at)\s+)"
-    r"(?P<pii>(?:[^.;,\n]|\.(?=\S)|,(?=\s*\d)){4,80}?)(?=\s+(?:in|à|en|a|w|i)\s|[;,\n]|\.(?:\s|$)|$)"
+    r"(?P<pii>(?:(?i:flat|apartment|apt|unit|suite|studio|room)\.?\s*\w{1,5},\s*)?(?:[^;,\n]|,(?=\s*\d)){4,80}?)"
+    # it ends before "in <town>", a comma not followed by the house number, or a full stop that
+    # does not end an abbreviation of one or two letters ("pl. Moniuszki", "r. de d. Afonso")
+    r"(?=\s+(?:in|à|en|a|w|i)\s(?!\d)|[;\n]|,(?!\s*\d)|(?<!(?<![^\W\d_])[^\W\d_])(?<!(?<![^\W\d_])[^\W\d_]{2})\.(?:\s|$)|$)"
 )
 
 
@@ -354,6 +369,8 @@ def _addresses(text: str) -> list[Found]:
     out = []
     spans = [m.span() for pattern in ADDRESS_PATTERNS for m in pattern.finditer(text)]
     spans += [m.span("pii") for m in _ADDRESS_CUE.finditer(text) if _STREETISH.search(m.group("pii"))]
+    if "\n" in text:
+        spans += list(_street_lines(text))
     merged: list[list[int]] = []
     for start, end in sorted(spans):
         if merged and start < merged[-1][1]:
@@ -365,6 +382,44 @@ def _addresses(text: str) -> list[Found]:
             end -= 1  # the full stop after the city ends the sentence, not the address
         out.append(("ADDRESS", start, end, 0.9))
     return out
+
+
+#: A line that is a postcode and a town and nothing else: `28331 Navarra`, `8783LT LOLLUM`,
+#: `Lake Laura, MT 87630`, `Whitefurt W2 9NF`, `97588-713 CARVALHO DE GOIÁS`.
+_TOWN_POSTCODE = (
+    r"(?:[A-Z]{1,2}-)?(?:\d{8}|\d{4,5}-\d{3}|\d{2}-\d{3}|\d{3} \d{2}|\d{4,5})(?:\s?[A-Z]{2}(?![\w]))?"
+)
+_TOWN_LINE = re.compile(
+    rf"[ \t]*(?:{_TOWN_POSTCODE},?[ \t]+(?!(?:{_CAP}[ \t]+)*{_USPS}\b){_CITY}(?:[ \t]*\([A-Z]{{2}}\))?|{_CITY},?[ \t]*[A-Z]{{2}}[ \t]+\d{{5}}(?:-\d{{4}})?"
+    rf"|{_CITY}[ \t]+{_UK_POSTCODE})[ \t]*"
+)
+#: A street line of an address block: a few words, with a house number or capitalised.
+_STREET_LINE = re.compile(rf"[ \t]*(?=[^\n]*(?:\d|[{_UP}]))[^\W_][^\n:@=]{{2,70}}?[ \t]*")
+_TELEPHONE_LINE = re.compile(r"(?i)[ \t]*(?:tel|phone|mobile|fax|t|m|e|email)\b")
+
+
+def _street_lines(text: str) -> Iterator[tuple[int, int]]:
+    """In a block over several lines, the line above a postcode + town line is the street: both are the address.
+
+    `Viela Albuquerque` / `97588-713 Carvalho de Goiás`, `Sjoerdboulevard 4` / `8733 FP Herkenbosch`:
+    whatever the street's type or word order, its place in the block says what it is.
+    """
+    lines, pos = [], 0
+    for line in text.split("\n"):
+        lines.append((pos, line))
+        pos += len(line) + 1
+    for i, ((offset, line), (below_at, below)) in enumerate(zip(lines, lines[1:], strict=False)):
+        if (
+            below.strip()
+            and _TOWN_LINE.fullmatch(below)
+            and _STREET_LINE.fullmatch(line)
+            and len(line.split()) <= 8
+            and not _TELEPHONE_LINE.match(line)
+            # a house number, a street word, or a name line above it ("Seve Rosales" / "Viela Albuquerque")
+            and (_STREETISH.search(line) or (i and _NAME_LINE.fullmatch(lines[i - 1][1])))
+        ):
+            first = re.search(rf"[\d{_UP}]", line)
+            yield offset + first.start(), below_at + len(below.rstrip())
 
 
 # ---------------------------------------------------------------- cues: key=value logs, CSV headers
