@@ -67,7 +67,12 @@ FINDS = [
         "ADDRESS",
         "Pasadizo de Dan Izquierdo 69 Puerta 2\n28331 Navarra",
     ),
-    (patterns.find_addresses, "deliver to condomínio moura, 639 in silveira.", "ADDRESS", "condomínio moura, 639"),
+    (
+        patterns.find_addresses,
+        "deliver to condomínio moura, 639 in silveira.",
+        "ADDRESS",
+        "condomínio moura, 639",
+    ),
     (patterns.find_addresses, "Our office is at R. Mota, 65 in Olhão.", "ADDRESS", "R. Mota, 65"),
     (patterns.find_addresses, "C. RODOLFO MOLINA 51 PUERTA 6", "ADDRESS", "C. RODOLFO MOLINA 51 PUERTA 6"),
     (
@@ -166,12 +171,39 @@ def test_finder_leaves_ordinary_text(finder, text):
 def test_cued_and_table_names():
     text = 'name,email\n"Barna Dániel",bd@example.org\n'
     assert [text[s:e] for _, s, e, _ in patterns.find_table_cells(text)] == ["Barna Dániel", "bd@example.org"]
-    stop = frozenset({"at", "the", "and"})
+    stop = frozenset({"at", "the", "and", "was", "my"})
     for cue_text, name in [
         ("ask for thorsen at reception", "thorsen"),
         ("account holder felipe rocha.", "felipe rocha"),
+        ("account holder leonor cardoso de carvalho. my", "leonor cardoso de carvalho"),
+        ("my colleague raymond-marissa white was there", "raymond-marissa white"),
     ]:
         assert [cue_text[s:e] for _, s, e, _ in patterns.find_cued_names(cue_text, stop)] == [name]
+
+
+INTRODUCED = [
+    # (text, the names the introduction finder must report, exactly)
+    ("this is marliese liebelt speaking. the export", ["marliese liebelt"]),
+    ("hey it's jesper willems. the booking", ["jesper willems"]),
+    ("hi, i'm Christoffer Friis. Please", ["Christoffer Friis"]),
+    ("please put echeverría cámara as the contact.", ["echeverría cámara"]),
+    ("the account is under macedo de lima and the email", ["macedo de lima"]),
+    ("hey it's lone-frode e. andresen. nobody", ["lone-frode e. andresen"]),
+    ("User: oláh klaudia here. i think", ["oláh klaudia"]),
+    ("Sure, Christoffer, i think", ["Christoffer"]),
+    ("this is paul smith speaking", ["paul smith"]),  # a listed first name, then any rare-enough word
+    # ordinary words after the same cues are not names
+    ("i'm happy to help, this is great. thanks everyone. hey there", []),
+    ("the account is under review. Click here to see. We are here.", []),
+]
+
+
+@pytest.mark.parametrize("text,names", INTRODUCED)
+def test_introduced_names_any_case(text, names):
+    from pipeline.anonymize.recognizers import _LOWER_FIRST_NAMES, STOP_WORDS
+
+    found = patterns.find_introduced_names(text, _LOWER_FIRST_NAMES, STOP_WORDS)
+    assert sorted({text[s:e] for _, s, e, _ in found}) == sorted(names)
 
 
 def test_checksums_for_cards_and_ids():

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 
 import phonenumbers
@@ -255,6 +255,8 @@ _STRONG_PREFIX = PREFIX_TYPES - {
 } | (PREFIX_ABBREVIATIONS - {"al.", "pq.", "res."})
 _PREFIX_ANY = r"(?i:" + _alt(PREFIX_TYPES | PREFIX_ABBREVIATIONS) + r")"
 _PREFIX_STRONG = r"(?i:" + _alt(_STRONG_PREFIX) + r")"
+#: Without a house number only a spelled-out type says street ("Nicole R. Marques" is a name).
+_PREFIX_WORD = r"(?i:" + _alt(PREFIX_TYPES) + r")"
 #: Words that start a sentence, not a street name ("I live at Kossuth utca 5": the street is "Kossuth utca 5").
 _NOT_STREET = r"(?!(?i:i|at|to|in|on|the|a|an|my|our|is|of|for|and|live|lives|deliver|ship|send|office|from|with|near|by|am)\b)"
 _UNAMBIGUOUS_POSTFIX = {
@@ -316,7 +318,7 @@ ADDRESS_PATTERNS = (
     ),
     # rue Clémence Samson, chemin de Mace, Praia Maria Julia Rezende: type and capitalised name, no number
     re.compile(
-        rf"(?<![\w-]){_PREFIX_ANY}\.?\s+(?:{_PARTICLE}\s+)?{_CAP}(?:[ \t]+(?:{_PARTICLE}[ \t]+)?{_CAP}){{0,3}}"
+        rf"(?<![\w-]){_PREFIX_WORD}\.?\s+(?:{_PARTICLE}\s+)?{_CAP}(?:[ \t]+(?:{_PARTICLE}[ \t]+)?{_CAP}){{0,3}}"
         + _TOWN
     ),
     # Kossuth utca 12., Næsbyholm Allé 77, Dózsa györgy utca 176.: name, type after it, number
@@ -553,40 +555,135 @@ _NAME_CUE = re.compile(
 )
 
 
-def find_cued_names(text: str, stop_words: frozenset[str]) -> Iterator[Found]:
-    """The words after a strong cue up to the first stop word: two words if lower case, four if capitalised."""
+#: Words written right after a name ("this is jonas speaking", "krisztina here"): never part of it.
+AFTER_NAME = frozenset(
+    "speaking calling writing here again asking wanted wants needs from at in on about as and or but".split()
+)
+
+
+def _name_words(
+    text: str,
+    pos: int,
+    stop_words: frozenset[str],
+    first_ok: Callable[[str], bool],
+    common: Callable[[str, float], bool],
+    most: int = 4,
+    more_common: float = 5.0,
+) -> tuple[int, int] | None:
+    """The name that starts at `pos`: up to `most` words, particles between them ("macedo de lima").
+
+    The first word must pass `first_ok`; each later one is written like the first (capitalised
+    after a capitalised one, lower case after a lower-case one), is no stop word and, in lower
+    case, under `more_common` in Zipf frequency ("hey it's jesper willems. the ...": "willems"
+    joins, "the" ends it; after a strong cue, "my colleague raymond white was", "white" joins).
+    """
+    words = list(_NAME_WORD.finditer(text, pos, min(len(text), pos + 120)))
+    if not words or words[0].start() != pos:
+        return None
+    first = words[0].group(0)
+    if first.lower() in stop_words or first.lower() in AFTER_NAME or not first_ok(first):
+        return None
+    capital = first[0].isupper()
+    end = words[0].end()
+    taken, i = 1, 1
+    while i < len(words) and taken < most:
+        w = words[i]
+        if not re.fullmatch(r"[ \t]+", text[end : w.start()]):
+            break
+        token = w.group(0)
+        if len(token) == 1 and text[w.end() : w.end() + 1] == "." and (token.isupper() or not capital):
+            end, i = w.end() + 1, i + 1  # an initial: "Maren K. Holt", "lone-frode e. andresen"
+            continue
+        if token.lower() in _PARTICLES and i + 1 < len(words):
+            nxt = words[i + 1]
+            if re.fullmatch(r"[ \t]+", text[w.end() : nxt.start()]) and _more_ok(
+                nxt.group(0), capital, stop_words, common, more_common
+            ):
+                end, taken, i = nxt.end(), taken + 1, i + 2
+                continue
+            break
+        if not _more_ok(token, capital, stop_words, common, more_common):
+            break
+        end, taken, i = w.end(), taken + 1, i + 1
+    return pos, end
+
+
+def _more_ok(
+    token: str,
+    capital: bool,
+    stop_words: frozenset[str],
+    common: Callable[[str, float], bool],
+    more_common: float,
+) -> bool:
+    low = token.lower()
+    if low in stop_words or low in AFTER_NAME or len(token.strip("'’-")) < 2:
+        return False
+    if capital:
+        return token[0].isupper()
+    return token.islower() and not common(token, more_common)
+
+
+_NAME_WORD = re.compile(r"[^\W\d_][\w'’-]*")
+
+
+def _vocabulary() -> Callable[[str, float], bool]:
+    from pipeline.anonymize.vocabulary import common
+
+    return common
+
+
+def find_cued_names(
+    text: str, stop_words: frozenset[str], common: Callable[[str, float], bool] | None = None
+) -> Iterator[Found]:
+    """The words after a strong cue ("account holder", "ask for") up to a stop word or a common lower-case word."""
+    common = common or _vocabulary()
     for m in _NAME_CUE.finditer(text):
-        start = m.start("pii")
-        words = list(re.finditer(r"[\w'’-]+", m.group("pii")))
-        taken = []
-        for w in words:
-            token = w.group(0)
-            if token.lower() in stop_words:
-                break
-            if taken and token[0].islower() and taken[0].group(0)[0].isupper() and token not in _PARTICLES:
-                break
-            taken.append(w)
-            if token[0].islower() and len(taken) >= 2:
-                break
-        if taken:
-            yield ("PERSON", start + taken[0].start(), start + taken[-1].end(), 0.9)
+        span = _name_words(text, m.start("pii"), stop_words, lambda w: True, common, more_common=5.6)
+        if span:
+            yield ("PERSON", *span, 0.9)
 
 
 _PARTICLES = frozenset(
-    {"de", "del", "da", "di", "van", "von", "der", "den", "la", "le", "y", "dos", "das", "du"}
+    {"de", "del", "da", "di", "van", "von", "der", "den", "la", "le", "y", "dos", "das", "du", "e"}
 )
 
-
+#: Weaker cues: what follows is a name only when it is a listed first name or not English
+#: vocabulary ("this is marliese liebelt speaking", "the account is under freitas", "Sure, Christoffer").
 _INTRO = re.compile(
-    r"(?i:\b(?:this is|it's|it is|i'm|i am|hey|hi|hello|thanks|thank you|cheers)[,!]?\s+)(?P<pii>[^\W\d_][\w'’-]*)"
+    r"(?i:\b(?:this is|it's|it is|i'm|i am|hey|hi|hello|thanks|thank you|cheers|sure|dear|"
+    r"(?:account|booking|reservation|order|table|ticket) is under|under the name(?: of)?|"
+    r"put|as told by|according to)[,!]?[ \t]+)(?=(?P<pii>[^\W\d_]))"  # zero width: "hey it's jonas" is two cues
+)
+#: "Krisztina here.", "oláh klaudia here", "Jonas speaking": one to three words opening a line or turn.
+_HERE = re.compile(
+    r"(?:^|(?<=\n)|(?<=: )|(?<=[.!?] ))(?P<pii>[^\W\d_][\w'’-]*(?:[ \t]+[^\W\d_][\w'’-]*){0,2})[ \t]+(?i:here|speaking)\b"
 )
 
 
-def find_introduced_names(text: str, first_names: frozenset[str]) -> Iterator[Found]:
-    """`i'm maren`, `this is jonas speaking`: a listed first name after an introduction, any case."""
+def find_introduced_names(
+    text: str,
+    first_names: frozenset[str],
+    stop_words: frozenset[str] = frozenset(),
+    common: Callable[[str, float], bool] | None = None,
+) -> Iterator[Found]:
+    """`i'm maren`, `this is jesper willems speaking`, `krisztina here`: a name after an introduction, any case.
+
+    The first word is a name when it is a listed first name or no common English word
+    (`i'm happy`, `this is great`, `thanks everyone` are left alone).
+    """
+    common = common or _vocabulary()
+
+    def first_ok(word: str) -> bool:
+        return word.lower() in first_names or not common(word, 4.0)
+
     for m in _INTRO.finditer(text):
-        if m.group("pii").lower() in first_names:
-            yield ("PERSON", m.start("pii"), m.end("pii"), 0.85)
+        span = _name_words(text, m.start("pii"), stop_words, first_ok, common)
+        if span:
+            yield ("PERSON", *span, 0.9)
+    for m in _HERE.finditer(text):
+        words = m.group("pii").split()
+        if all(first_ok(w) and w.lower() not in stop_words for w in words):
+            yield ("PERSON", m.start("pii"), m.end("pii"), 0.9)
 
 
 #: A line of two to four words, capitalised or all upper case, and nothing else: a name line.
