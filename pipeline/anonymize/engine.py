@@ -279,6 +279,9 @@ class Engine:
         )
         self.anonymizer = AnonymizerEngine()
         self.allow_list = list(ALLOW_LIST)
+        from pipeline.anonymize.vocabulary import load
+
+        load()  # word frequencies and country names now, not on the first text that needs them
         self._nlp = self.nlp_engine.get_nlp("en")
 
     # ------------------------------------------------------------------ analysis

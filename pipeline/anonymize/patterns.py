@@ -46,7 +46,24 @@ Found = tuple[str, int, int, float]
 
 
 def _alt(words) -> str:
-    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    """An alternation of `words` as a trie ("pas(?:adizo|aje|eo)"): the same matches as the words
+    longest first, but Python's regex engine no longer tries each of hundreds of words at every
+    position (the street-type patterns run about twice as fast)."""
+    trie: dict = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: dict) -> str:
+        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    return build(trie)
 
 
 # ---------------------------------------------------------------- phones
@@ -278,7 +295,14 @@ _UNAMBIGUOUS_POSTFIX = {
     "stræde",
 }
 _ENDINGS = r"(?i:" + _alt(COMPOUND_ENDINGS) + r")"
-_STRONG_ENDINGS = r"(?i:straße|strasse|str\.|gasse|straat|gatan|vägen|vej|gade|stræde|plads|laan|gracht|singel|dijk|steeg|dreef|allee|platz|weg)"
+_STRONG_ENDINGS = (
+    r"(?i:"
+    + _alt(
+        "straße strasse str. gasse straat gatan vägen vej gade stræde plads laan gracht singel dijk steeg dreef "
+        "allee platz weg".split()
+    )
+    + ")"
+)
 
 ADDRESS_PATTERNS = (
     # 1234 Elm Street, 77763 Tony Village Suite 690, 221B Baker Street: number, capitalised words, USPS suffix
@@ -293,7 +317,7 @@ ADDRESS_PATTERNS = (
     ),
     # Flat 41T, Howarth River / Unit 3, Harbour Court: a unit first, then the street
     re.compile(
-        rf"(?i:flat|apartment|apt|unit|suite|studio)\.?\s*\w{{1,5}},?\s+(?:{_CAP}\s+){{0,3}}{_USPS}\b\.?"
+        rf"(?<![\w-])(?i:flat|apartment|apt|unit|suite|studio)\.?\s*\w{{1,5}},?\s+(?:{_CAP}\s+){{0,3}}{_USPS}\b\.?"
         + _TOWN
     ),
     # the same in lower case, the comma after the unit required: flat 3, helen gateway

@@ -51,3 +51,9 @@ def country_names() -> frozenset[str]:
                 folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
                 names.add(folded.lower())
     return frozenset(names)
+
+
+def load() -> None:
+    """Load the word frequencies and the country names (the engine calls it while it starts)."""
+    zipf("the")
+    country_names()
