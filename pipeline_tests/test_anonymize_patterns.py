@@ -249,3 +249,14 @@ def test_leak_rule_counts_any_surviving_part():
         s.kind for s in faker_corpus.leaked(item, "Ask [PERSON_NAME] at Kerkstraat [ADDRESS] today.")
     ] == ["address"]
     assert faker_corpus.lost_words(item, "Ask [PERSON_NAME] at [ADDRESS].") == (1, 1)  # "today" lost, of one
+
+
+def test_street_type_tries_match_what_the_plain_alternation_matches():
+    import re
+
+    words = ["av", "ave", "avenue", "avda.", "r.", "rue", "rua", "straße", "str.", "pasaje", "pasadizo", "paseo"]
+    trie = re.compile(r"(?i:" + patterns._alt(words) + r")\b")
+    plain = re.compile(r"(?i:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")\b")
+    probes = "Av. ave AVENUE avda. avenu r. Mota rue rua Straße str. 5 pasaje pasadizo paseo pase avx"
+    assert [m.span() for m in trie.finditer(probes)] == [m.span() for m in plain.finditer(probes)]
+    assert {m.group(0).lower() for m in trie.finditer(probes)} >= {"avenue", "pasadizo", "straße", "rua"}
