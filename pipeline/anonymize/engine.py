@@ -15,8 +15,11 @@ What differs from `AnalyzerEngine()` with defaults, and why:
   ids after a label in ten languages or by checksum, key=value and CSV-column cues, names after
   cues in any case, name lines in address blocks and signatures, business names by their ending;
   Presidio's own IP recognizer. After analysis, each name is grown over the name words beside it
-  ("Diogo-Maria Vitória D. Albuquerque Gonçalves"), and every later mention of any of its words,
-  in any case, is that person too ("Maren K. Holt" ... "holt").
+  ("Diogo-Maria Vitória D. Albuquerque Gonçalves"; in lower case over the words that are no
+  common English, `vocabulary.py`), the other words of an e-mail address holding one of its
+  words are its words too ("thiago.freitas@"), and every later mention of any of its words, in
+  any case and with or without accents, is that person too ("Maren K. Holt" ... "holt"). Names
+  end at their line; a country line (CLDR names) or a closing formula above a name is kept.
 * **placeholders**: the seed's table. People and businesses are numbered per example, so two
   people stay distinguishable and one person keeps one placeholder in every field of the example:
   the first person is `[PERSON_NAME]`, the second `[PERSON_NAME_2]`, ...; "Maria" after "Maria

@@ -20,7 +20,11 @@ purpose) does not share a blind spot with them.
   line or the next; after an address cue (`I live at`, `address:`) any street-looking phrase;
 * cues in logs and tables: `name=`, `email=`, `phone:`, `address:`, and CSV columns by their
   header (`name,email,phone,street`);
-* names after strong cues (`account holder`, `my name is`, `ask for`) in any case.
+* names after strong cues (`account holder`, `my name is`, `ask for`) in any case, and after
+  weaker ones (`this is … speaking`, `hey it's`, `the account is under`, `… here`) when the words
+  are a listed first name or no common English word (`vocabulary.common`, wordfreq);
+* a block's street line: the line above a postcode + town line (`Viela Albuquerque` /
+  `97588-713 Carvalho de Goiás`), whatever its words.
 """
 
 from __future__ import annotations
