@@ -59,6 +59,81 @@ FINDS = [
         "ADDRESS",
         "Kerkstraat 12, 1234 AB Amsterdam",
     ),
+    # Spanish types of vía and Brazilian types of logradouro, abbreviated types, no number (S/N)
+    (patterns.find_addresses, "Passarela Rodrigo Machado, 48", "ADDRESS", "Passarela Rodrigo Machado, 48"),
+    (
+        patterns.find_addresses,
+        "Pasadizo de Dan Izquierdo 69 Puerta 2\n28331 Navarra",
+        "ADDRESS",
+        "Pasadizo de Dan Izquierdo 69 Puerta 2\n28331 Navarra",
+    ),
+    (
+        patterns.find_addresses,
+        "deliver to condomínio moura, 639 in silveira.",
+        "ADDRESS",
+        "condomínio moura, 639",
+    ),
+    (patterns.find_addresses, "Our office is at R. Mota, 65 in Olhão.", "ADDRESS", "R. Mota, 65"),
+    (patterns.find_addresses, "C. RODOLFO MOLINA 51 PUERTA 6", "ADDRESS", "C. RODOLFO MOLINA 51 PUERTA 6"),
+    (
+        patterns.find_addresses,
+        "Rua Garcia de Orta, S/N\n3591-146 Matosinhos",
+        "ADDRESS",
+        "Rua Garcia de Orta, S/N\n3591-146 Matosinhos",
+    ),
+    (
+        patterns.find_addresses,
+        "Recanto Marina, 9\n28548321 Santos",
+        "ADDRESS",
+        "Recanto Marina, 9\n28548321 Santos",
+    ),
+    (
+        patterns.find_addresses,
+        "Evieboulevard 986\n4248FO Santpoort",
+        "ADDRESS",
+        "Evieboulevard 986\n4248FO Santpoort",
+    ),
+    # after an address cue: abbreviations with a full stop, the number after a comma, "i" (and) in the name
+    (
+        patterns.find_addresses,
+        "i live at pl. moniuszki 32/85 in legionowo.",
+        "ADDRESS",
+        "pl. moniuszki 32/85",
+    ),
+    (patterns.find_addresses, "deliver to pl. mieszka i 623 in łódź.", "ADDRESS", "pl. mieszka i 623"),
+    (
+        patterns.find_addresses,
+        "our office is at r. de d. afonso henriques, 14 in vila nova.",
+        "ADDRESS",
+        "r. de d. afonso henriques, 14",
+    ),
+    (
+        patterns.find_addresses,
+        "Our office is at Aeroporto Melina Barros, 87 in Ribeiro.",
+        "ADDRESS",
+        "Aeroporto Melina Barros, 87",
+    ),
+    # a unit first, in lower case
+    (
+        patterns.find_addresses,
+        "our office is at flat 3, helen gateway in x",
+        "ADDRESS",
+        "flat 3, helen gateway",
+    ),
+    (patterns.find_addresses, "it is studio 15, kieran terrace now", "ADDRESS", "studio 15, kieran terrace"),
+    # a block: the line above a postcode + town line is the street, whatever its words
+    (
+        patterns.find_addresses,
+        "Ship to:\nMARIANA MONTEIRO\nVIELA ALBUQUERQUE\n97588-713 CARVALHO DE GOIÁS\nBrasil",
+        "ADDRESS",
+        "VIELA ALBUQUERQUE\n97588-713 CARVALHO DE GOIÁS",
+    ),
+    (
+        patterns.find_addresses,
+        "Jan Jansen\nAchter de Kerk 7\n8783LT Lollum",
+        "ADDRESS",
+        "Achter de Kerk 7\n8783LT Lollum",
+    ),
     (patterns.find_key_values, 'event=x name="Maren Holt" ip=1.2.3.4', "PERSON", "Maren Holt"),
     (
         patterns.find_key_values,
@@ -81,6 +156,9 @@ NOT_FOUND = [
     (patterns.find_ibans, "DE88 3704 0044 0532 0130 00 has a wrong check digit"),
     (patterns.find_addresses, "I have 3 dogs in the park and live at the end of the road."),
     (patterns.find_addresses, "Send it via email 5 times."),
+    (patterns.find_addresses, "The order:\n3 boxes\n12 chairs\n"),
+    (patterns.find_addresses, "Totals\nSummer sale\n2024 Results\n"),  # no street, and no name above it
+    (patterns.find_addresses, "I moved it to the park in 2024, c. 1900 houses."),
     (patterns.find_key_values, "note: remember the launch, level=info"),
 ]
 
@@ -93,12 +171,39 @@ def test_finder_leaves_ordinary_text(finder, text):
 def test_cued_and_table_names():
     text = 'name,email\n"Barna Dániel",bd@example.org\n'
     assert [text[s:e] for _, s, e, _ in patterns.find_table_cells(text)] == ["Barna Dániel", "bd@example.org"]
-    stop = frozenset({"at", "the", "and"})
+    stop = frozenset({"at", "the", "and", "was", "my"})
     for cue_text, name in [
         ("ask for thorsen at reception", "thorsen"),
         ("account holder felipe rocha.", "felipe rocha"),
+        ("account holder leonor cardoso de carvalho. my", "leonor cardoso de carvalho"),
+        ("my colleague raymond-marissa white was there", "raymond-marissa white"),
     ]:
         assert [cue_text[s:e] for _, s, e, _ in patterns.find_cued_names(cue_text, stop)] == [name]
+
+
+INTRODUCED = [
+    # (text, the names the introduction finder must report, exactly)
+    ("this is marliese liebelt speaking. the export", ["marliese liebelt"]),
+    ("hey it's jesper willems. the booking", ["jesper willems"]),
+    ("hi, i'm Christoffer Friis. Please", ["Christoffer Friis"]),
+    ("please put echeverría cámara as the contact.", ["echeverría cámara"]),
+    ("the account is under macedo de lima and the email", ["macedo de lima"]),
+    ("hey it's lone-frode e. andresen. nobody", ["lone-frode e. andresen"]),
+    ("User: oláh klaudia here. i think", ["oláh klaudia"]),
+    ("Sure, Christoffer, i think", ["Christoffer"]),
+    ("this is paul smith speaking", ["paul smith"]),  # a listed first name, then any rare-enough word
+    # ordinary words after the same cues are not names
+    ("i'm happy to help, this is great. thanks everyone. hey there", []),
+    ("the account is under review. Click here to see. We are here.", []),
+]
+
+
+@pytest.mark.parametrize("text,names", INTRODUCED)
+def test_introduced_names_any_case(text, names):
+    from pipeline.anonymize.recognizers import _LOWER_FIRST_NAMES, STOP_WORDS
+
+    found = patterns.find_introduced_names(text, _LOWER_FIRST_NAMES, STOP_WORDS)
+    assert sorted({text[s:e] for _, s, e, _ in found}) == sorted(names)
 
 
 def test_checksums_for_cards_and_ids():
@@ -144,3 +249,14 @@ def test_leak_rule_counts_any_surviving_part():
         s.kind for s in faker_corpus.leaked(item, "Ask [PERSON_NAME] at Kerkstraat [ADDRESS] today.")
     ] == ["address"]
     assert faker_corpus.lost_words(item, "Ask [PERSON_NAME] at [ADDRESS].") == (1, 1)  # "today" lost, of one
+
+
+def test_street_type_tries_match_what_the_plain_alternation_matches():
+    import re
+
+    words = ["av", "ave", "avenue", "avda.", "r.", "rue", "rua", "straße", "str.", "pasaje", "pasadizo", "paseo"]
+    trie = re.compile(r"(?i:" + patterns._alt(words) + r")\b")
+    plain = re.compile(r"(?i:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")\b")
+    probes = "Av. ave AVENUE avda. avenu r. Mota rue rua Straße str. 5 pasaje pasadizo paseo pase avx"
+    assert [m.span() for m in trie.finditer(probes)] == [m.span() for m in plain.finditer(probes)]
+    assert {m.group(0).lower() for m in trie.finditer(probes)} >= {"avenue", "pasadizo", "straße", "rua"}

@@ -15,8 +15,11 @@ What differs from `AnalyzerEngine()` with defaults, and why:
   ids after a label in ten languages or by checksum, key=value and CSV-column cues, names after
   cues in any case, name lines in address blocks and signatures, business names by their ending;
   Presidio's own IP recognizer. After analysis, each name is grown over the name words beside it
-  ("Diogo-Maria Vitória D. Albuquerque Gonçalves"), and every later mention of any of its words,
-  in any case, is that person too ("Maren K. Holt" ... "holt").
+  ("Diogo-Maria Vitória D. Albuquerque Gonçalves"; in lower case over the words that are no
+  common English, `vocabulary.py`), the other words of an e-mail address holding one of its
+  words are its words too ("thiago.freitas@"), and every later mention of any of its words, in
+  any case and with or without accents, is that person too ("Maren K. Holt" ... "holt"). Names
+  end at their line; a country line (CLDR names) or a closing formula above a name is kept.
 * **placeholders**: the seed's table. People and businesses are numbered per example, so two
   people stay distinguishable and one person keeps one placeholder in every field of the example:
   the first person is `[PERSON_NAME]`, the second `[PERSON_NAME_2]`, ...; "Maria" after "Maria
@@ -192,7 +195,7 @@ class Placeholders:
         self._known: dict[str, list[set[str]]] = {kind: [] for kind in NUMBERED}
 
     def identity(self, entity: str, value: str) -> int:
-        words = {w for w in _WORD.findall(value.lower()) if w not in _HONORIFICS}
+        words = {w for w in _WORD.findall(fold(value).lower()) if w not in _HONORIFICS}
         known = self._known[entity]
         if words:
             for i, seen in enumerate(known):
@@ -201,6 +204,13 @@ class Placeholders:
                     return i
         known.append(words)
         return len(known) - 1
+
+    def join(self, entity: str, words: set[str]) -> None:
+        """Add `words` to the first known identity that shares one of them ("thiago" + "freitas")."""
+        for seen in self._known[entity]:
+            if seen & words:
+                seen |= words
+                return
 
     def words(self, entity: str) -> set[str]:
         return {w for seen in self._known[entity] for w in seen}
@@ -272,6 +282,9 @@ class Engine:
         )
         self.anonymizer = AnonymizerEngine()
         self.allow_list = list(ALLOW_LIST)
+        from pipeline.anonymize.vocabulary import load
+
+        load()  # word frequencies and country names now, not on the first text that needs them
         self._nlp = self.nlp_engine.get_nlp("en")
 
     # ------------------------------------------------------------------ analysis
@@ -311,6 +324,7 @@ class Engine:
                     res.append(RecognizerResult(seg[1], start, end, 0.95))
             for text, res in zip(group, found, strict=True):
                 _trim_field_words(text, res)
+                _keep_lines_and_places(text, res)
                 _extend_names(text, res)
             names = Placeholders()
             for text, res in zip(group, found, strict=True):
@@ -323,11 +337,18 @@ class Engine:
             ):  # "Lopez" tagged ORG after "Maria Lopez": that person
                 for i, r in enumerate(res):
                     if r.entity_type == "ORGANIZATION":
-                        words = set(_WORD.findall(text[r.start : r.end].lower()))
+                        words = set(_WORD.findall(fold(text[r.start : r.end]).lower()))
                         if words and words <= person_words:
                             res[i] = RecognizerResult("PERSON", r.start, r.end, r.score)
-            # consistency: every mention of any of a found person's name words, in any case; the
-            # mentions found so are grown over their neighbours, and what that adds is matched again
+            # an e-mail address that holds a found name word holds the rest of the name too:
+            # "thiago.freitas@" after "Thiago" makes "freitas" his
+            if person_words:
+                _names_from_emails(group, found, names)
+                person_words = names.words("PERSON")
+            # consistency: every mention of any of a found person's name words, in any case and with
+            # or without accents; the mentions found so are grown over their neighbours, and what that
+            # adds is matched again
+            folded_texts = [fold(text) for text in group]
             for _round in range(2):
                 known = sorted(
                     (w for w in person_words if len(w) > 2 and w not in _stop_words()), key=len, reverse=True
@@ -337,10 +358,10 @@ class Engine:
                 pattern = re.compile(
                     r"(?<![^\W_])(?:" + "|".join(map(re.escape, known)) + r")(?![^\W_])", re.IGNORECASE
                 )
-                for text, res in zip(group, found, strict=True):
+                for text, folded, res in zip(group, folded_texts, found, strict=True):
                     added = [
                         RecognizerResult("PERSON", m.start(), m.end(), 0.6)
-                        for m in pattern.finditer(text)
+                        for m in pattern.finditer(folded)
                         if not any(r.start <= m.start() < r.end for r in res)
                     ]
                     res.extend(added)
@@ -388,6 +409,43 @@ class Engine:
         return results
 
 
+class _Fold(dict):
+    """`str.translate` table, filled on demand: a letter to its letter without accents ("é" -> "e")."""
+
+    def __missing__(self, code: int) -> int:
+        import unicodedata
+
+        base = unicodedata.normalize("NFKD", chr(code))[:1]
+        self[code] = ord(base) if base.isalpha() and base.isascii() else code
+        return self[code]
+
+
+_FOLD = _Fold()
+
+
+def fold(text: str) -> str:
+    """`text` with accents dropped letter by letter, so offsets stay the same: "Illés Mátyás" -> "Illes Matyas"."""
+    return text if text.isascii() else text.translate(_FOLD)
+
+
+_EMAIL_LOCAL = re.compile(r"([\w.%+'-]+)@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}")
+
+
+def _names_from_emails(group: Sequence[str], found: Sequence[list], names: Placeholders) -> None:
+    """The words of an e-mail's local part, when one of them is a known name word, are that person's words."""
+    known = names.words("PERSON")
+    for text, res in zip(group, found, strict=True):
+        for r in res:
+            if r.entity_type != "EMAIL_ADDRESS":
+                continue
+            m = _EMAIL_LOCAL.search(text, r.start, r.end)
+            if not m:
+                continue
+            parts = [p for p in re.split(r"[._%+'\d-]+", fold(m.group(1).lower())) if len(p) > 2]
+            if len(parts) > 1 and any(p in known for p in parts):
+                names.join("PERSON", set(parts))
+
+
 _NAME_TOKEN = re.compile(r"[^\W\d_][\w'’]*(?:-[^\W\d_][\w'’]*)*\.?")
 _NAME_PARTICLES = frozenset("de del della di da do dos das du la le van von der den ter ten y e".split())
 
@@ -431,6 +489,52 @@ def _trim_field_words(text: str, results: list) -> None:
     results[:] = keep
 
 
+#: A closing formula's line ("Beste Grüße,", "Köszönöm,") above a name line: not a name itself.
+_CLOSING = re.compile(r"[^\W\d_][\w'’ -]{1,40},[ \t]*")
+_GREETING = re.compile(
+    r"(?i)(?:dear|hi|hello|hey|liebe|lieber|hallo|cher|chère|bonjour|hola|querid[oa]|car[oa]|ciao|hej|olá|oi)\b"
+)
+_NAME_LINE_BELOW = re.compile(r"[ \t]*[^\W\d_][\w'’.-]*(?:[ \t]+[^\W\d_][\w'’.-]*){1,4}[ \t]*")
+
+
+def _keep_lines_and_places(text: str, results: list) -> None:
+    """People and businesses end at the end of their line, and are no country or closing formula.
+
+    NER runs over line breaks in blocks ("Kovács Anna\nTel", "AB AMSTERDAM\n") and tags a
+    country line ("NEDERLAND", "Magyarország") or a closing ("Beste Grüße,") as a name; cities
+    and countries are kept on purpose.
+    """
+    from pipeline.anonymize.vocabulary import country_names
+
+    countries = country_names()
+    keep = []
+    for r in results:
+        if r.entity_type in NUMBERED:
+            value = text[r.start : r.end]
+            lead = len(value) - len(value.lstrip())
+            first = value.strip().split("\n", 1)[0].rstrip()
+            r.start += lead
+            r.end = r.start + len(first)
+            if r.end <= r.start:
+                continue
+            line_start = text.rfind("\n", 0, r.start) + 1
+            line_end = text.find("\n", r.end)
+            line_end = len(text) if line_end < 0 else line_end
+            line = text[line_start:line_end]
+            whole_line = not text[line_start : r.start].strip() and not text[r.end : line_end].strip(" \t,.")
+            if fold(first).lower() in countries and (whole_line or r.entity_type == "ORGANIZATION"):
+                continue
+            below = text[line_end + 1 :].split("\n", 1)[0]
+            if (
+                _CLOSING.fullmatch(line)
+                and not _GREETING.match(line.lstrip())
+                and _NAME_LINE_BELOW.fullmatch(below)
+            ):
+                continue  # "Mit freundlichen Grüßen," / "Jonas Weber"
+        keep.append(r)
+    results[:] = keep
+
+
 def _stop_words() -> frozenset[str]:
     from pipeline.anonymize.recognizers import STOP_WORDS
 
@@ -466,10 +570,10 @@ def _extend_names(text: str, results: list) -> None:
         letters = [ch for ch in span if ch.isalpha()]
         if not letters:
             continue
-        if not span[0].isupper():  # "[kornelia] hetmańczyk", "[damian] d. duszczak": one more word
-            m = re.match(r"(?:[ \t]+[^\W\d_]\.)?[ \t]+([^\W\d_][\w'’-]{2,})", text[r.end :])
-            if m and m.group(1).lower() not in stop and m.group(1).islower() and free(r.end, r.end + m.end()):
-                r.end += m.end()
+        if not span[
+            0
+        ].isupper():  # "[kornelia] hetmańczyk", "[damian] d. duszczak", "[demetrio] polo y benavente"
+            _extend_lower(text, r, stop, free)
             continue
         upper = all(ch.isupper() for ch in letters) and len(letters) > 3
         end = r.end
@@ -509,6 +613,44 @@ def _extend_names(text: str, results: list) -> None:
                 break
             start -= len(m.group(0))
         r.start, r.end = start, end
+
+
+_LOWER_WORD = re.compile(r"(?:[ \t]+[^\W\d_]\.)?[ \t]+([^\W\d_][\w'’-]+)")
+_LOWER_BEFORE = re.compile(r"(?<![\w'’-])([^\W\d_][\w'’-]+)[ \t]+$")
+
+
+def _extend_lower(text: str, r, stop: frozenset[str], free) -> None:
+    """A lower-case name grows over the lower-case words beside it that are no English vocabulary.
+
+    To the right up to three words, particles between them ("[valentina] botella de salas"); to
+    the left one word, rarer still ("put illés [mátyás]", "oláh [klaudia] here").
+    """
+    from pipeline.anonymize.vocabulary import common
+
+    def name_like(word: str, threshold: float) -> bool:
+        low = word.lower()
+        return word.islower() and low not in stop and low not in fields and not common(word, threshold)
+
+    fields = _field_words()
+
+    for _ in range(3):
+        m = _LOWER_WORD.match(text, r.end)
+        if not m:
+            break
+        word, end = m.group(1), m.end()
+        if word in _NAME_PARTICLES:
+            nxt = _LOWER_WORD.match(text, end)
+            if not nxt or not name_like(nxt.group(1), 4.5):
+                break
+            end = nxt.end()
+        elif not name_like(word, 4.5) or len(word) < 2:
+            break
+        if not free(r.end, end):
+            break
+        r.end = end
+    m = _LOWER_BEFORE.search(text, max(0, r.start - 40), r.start)
+    if m and len(m.group(1)) > 2 and name_like(m.group(1), 3.0) and free(m.start(1), r.start):
+        r.start = m.start(1)
 
 
 def _outranked(result, results) -> bool:

@@ -20,14 +20,18 @@ purpose) does not share a blind spot with them.
   line or the next; after an address cue (`I live at`, `address:`) any street-looking phrase;
 * cues in logs and tables: `name=`, `email=`, `phone:`, `address:`, and CSV columns by their
   header (`name,email,phone,street`);
-* names after strong cues (`account holder`, `my name is`, `ask for`) in any case.
+* names after strong cues (`account holder`, `my name is`, `ask for`) in any case, and after
+  weaker ones (`this is … speaking`, `hey it's`, `the account is under`, `… here`) when the words
+  are a listed first name or no common English word (`vocabulary.common`, wordfreq);
+* a block's street line: the line above a postcode + town line (`Viela Albuquerque` /
+  `97588-713 Carvalho de Goiás`), whatever its words.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 
 import phonenumbers
@@ -36,6 +40,7 @@ from pipeline.anonymize.checksums import card_ok, iban_ok, national_id_ok
 from pipeline.anonymize.streets import (
     COMPOUND_ENDINGS,
     POSTFIX_TYPES,
+    PREFIX_ABBREVIATIONS,
     PREFIX_TYPES,
     UNIT_WORDS,
     USPS_SUFFIXES,
@@ -45,7 +50,24 @@ Found = tuple[str, int, int, float]
 
 
 def _alt(words) -> str:
-    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    """An alternation of `words` as a trie ("pas(?:adizo|aje|eo)"): the same matches as the words
+    longest first, but Python's regex engine no longer tries each of hundreds of words at every
+    position (the street-type patterns run about twice as fast)."""
+    trie: dict = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: dict) -> str:
+        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    return build(trie)
 
 
 # ---------------------------------------------------------------- phones
@@ -217,13 +239,15 @@ _UP = "A-ZÀ-ÖØ-ÞĀĂĄĆČĎĐĒĖĘĚĞĪĮİĶĹĻĽŁŃŅŇŌŐŒŔŘŚŞ
 _CAP = rf"[{_UP}][\w'’.-]*"  # a capitalised word
 _WORD = r"[^\W\d_][\w'’.-]*"  # any word
 _PARTICLE = r"(?:de|del|de la|della|delle|dei|degli|di|da|do|dos|das|du|des|la|le|les|l'|d'|van|von|der|den|the|of|y|e|i)"
-_NUM = r"\d{1,5}[A-Za-z]?(?:\s?[/-]\s?\d{1,5}[A-Za-z]?)?\.?"
+_NUM = r"(?:\d{1,5}[A-Za-z]?(?:\s?[/-]\s?\d{1,5}[A-Za-z]?)?\.?|(?i:s/n)º?)"  # 12, 32/85, 5A, S/N (no number)
 _UNIT = (
     r"(?:,?\s*(?i:" + _alt(UNIT_WORDS - {"#"}) + r")\.?\s*(?:#\s*)?[\w-]{1,6}\b|,?\s*#\s*[\w-]{1,6}\b"
     r"|,?\s*\d{1,3}\s?[º°ª]\s?[A-Za-z0-9]?\b){0,2}"
 )
 _CITY = rf"{_CAP}(?:[ -](?:{_PARTICLE}[ -])?{_CAP}){{0,2}}"
-_POSTCODE = r"(?:[A-Z]{1,2}-)?\d{2,5}(?:[ -]\d{2,4})?(?:\s?[A-Z]{2}(?![\w]))?"
+_POSTCODE = (
+    r"(?:[A-Z]{1,2}-)?(?:\d{8}|\d{2,5}(?:[ -]\d{2,4})?)(?:\s?[A-Z]{2}(?![\w]))?"  # 8 digits: a Brazilian CEP
+)
 _UK_POSTCODE = r"[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}"
 _TOWN = (
     rf"(?:(?:,[ \t]*|[ \t]*\n[ \t]*)(?:{_POSTCODE},?[ \t]+{_CITY}(?:[ \t]*\([A-Z]{{2}}\))?"
@@ -245,9 +269,15 @@ _STRONG_PREFIX = PREFIX_TYPES - {
     "vila",
     "acceso",
     "canale",
-}
-_PREFIX_ANY = r"(?i:" + _alt(PREFIX_TYPES) + r")"
+    # words of everyday Spanish and Portuguese (a lake, a park, a field, a sector): a street only capitalised
+    *"subida bajada senda sendero paraje ribera muelle carrera autopista barrio sector jardín lugar área".split(),
+    *"campo colônia colonia conjunto distrito estação estacao fazenda feira lago lagoa morro núcleo".split(),
+    *"nucleo parque pátio patio quadra setor sítio sitio trecho trevo vale vereda alameda".split(),
+} | (PREFIX_ABBREVIATIONS - {"al.", "pq.", "res."})
+_PREFIX_ANY = r"(?i:" + _alt(PREFIX_TYPES | PREFIX_ABBREVIATIONS) + r")"
 _PREFIX_STRONG = r"(?i:" + _alt(_STRONG_PREFIX) + r")"
+#: Without a house number only a spelled-out type says street ("Nicole R. Marques" is a name).
+_PREFIX_WORD = r"(?i:" + _alt(PREFIX_TYPES) + r")"
 #: Words that start a sentence, not a street name ("I live at Kossuth utca 5": the street is "Kossuth utca 5").
 _NOT_STREET = r"(?!(?i:i|at|to|in|on|the|a|an|my|our|is|of|for|and|live|lives|deliver|ship|send|office|from|with|near|by|am)\b)"
 _UNAMBIGUOUS_POSTFIX = {
@@ -269,7 +299,14 @@ _UNAMBIGUOUS_POSTFIX = {
     "stræde",
 }
 _ENDINGS = r"(?i:" + _alt(COMPOUND_ENDINGS) + r")"
-_STRONG_ENDINGS = r"(?i:straße|strasse|str\.|gasse|straat|gatan|vägen|vej|gade|stræde|plads|laan|gracht|singel|dijk|steeg|dreef|allee|platz|weg)"
+_STRONG_ENDINGS = (
+    r"(?i:"
+    + _alt(
+        "straße strasse str. gasse straat gatan vägen vej gade stræde plads laan gracht singel dijk steeg dreef "
+        "allee platz weg".split()
+    )
+    + ")"
+)
 
 ADDRESS_PATTERNS = (
     # 1234 Elm Street, 77763 Tony Village Suite 690, 221B Baker Street: number, capitalised words, USPS suffix
@@ -284,7 +321,12 @@ ADDRESS_PATTERNS = (
     ),
     # Flat 41T, Howarth River / Unit 3, Harbour Court: a unit first, then the street
     re.compile(
-        rf"(?i:flat|apartment|apt|unit|suite)\.?\s*\w{{1,5}},?\s+(?:{_CAP}\s+){{0,3}}{_USPS}\b\.?" + _TOWN
+        rf"(?<![\w-])(?i:flat|apartment|apt|unit|suite|studio)\.?\s*\w{{1,5}},?\s+(?:{_CAP}\s+){{0,3}}{_USPS}\b\.?"
+        + _TOWN
+    ),
+    # the same in lower case, the comma after the unit required: flat 3, helen gateway
+    re.compile(
+        rf"(?<![\w-])(?i:flat|apartment|apt|unit|suite|studio)\.?\s*\d\w{{0,4}},\s+(?:[a-z][a-z'-]+\s+){{1,3}}{_USPS}\b\.?"
     ),
     # 12 rue de Rivoli / 16, avenue de Poulain: number, then a European type before the name
     re.compile(
@@ -304,7 +346,7 @@ ADDRESS_PATTERNS = (
     ),
     # rue Clémence Samson, chemin de Mace, Praia Maria Julia Rezende: type and capitalised name, no number
     re.compile(
-        rf"(?<![\w-]){_PREFIX_ANY}\.?\s+(?:{_PARTICLE}\s+)?{_CAP}(?:[ \t]+(?:{_PARTICLE}[ \t]+)?{_CAP}){{0,3}}"
+        rf"(?<![\w-]){_PREFIX_WORD}\.?\s+(?:{_PARTICLE}\s+)?{_CAP}(?:[ \t]+(?:{_PARTICLE}[ \t]+)?{_CAP}){{0,3}}"
         + _TOWN
     ),
     # Kossuth utca 12., Næsbyholm Allé 77, Dózsa györgy utca 176.: name, type after it, number
@@ -340,7 +382,10 @@ _STREETISH = re.compile(
 _ADDRESS_CUE = re.compile(
     r"(?i:\b(?:i live at|i live on|lives at|living at|office is at|offices are at|located at|deliver(?: it)? to|"
     r"ship(?: it)? to|send (?:it|them|the \w+) to|address is|based at|moved to|come to|visit us at)\s+)"
-    r"(?P<pii>(?:[^.;,\n]|\.(?=\S)|,(?=\s*\d)){4,80}?)(?=\s+(?:in|à|en|a|w|i)\s|[;,\n]|\.(?:\s|$)|$)"
+    r"(?P<pii>(?:(?i:flat|apartment|apt|unit|suite|studio|room)\.?\s*\w{1,5},\s*)?(?:[^;,\n]|,(?=\s*\d)){4,80}?)"
+    # it ends before "in <town>", a comma not followed by the house number, or a full stop that
+    # does not end an abbreviation of one or two letters ("pl. Moniuszki", "r. de d. Afonso")
+    r"(?=\s+(?:in|à|en|a|w|i)\s(?!\d)|[;\n]|,(?!\s*\d)|(?<!(?<![^\W\d_])[^\W\d_])(?<!(?<![^\W\d_])[^\W\d_]{2})\.(?:\s|$)|$)"
 )
 
 
@@ -354,6 +399,8 @@ def _addresses(text: str) -> list[Found]:
     out = []
     spans = [m.span() for pattern in ADDRESS_PATTERNS for m in pattern.finditer(text)]
     spans += [m.span("pii") for m in _ADDRESS_CUE.finditer(text) if _STREETISH.search(m.group("pii"))]
+    if "\n" in text:
+        spans += list(_street_lines(text))
     merged: list[list[int]] = []
     for start, end in sorted(spans):
         if merged and start < merged[-1][1]:
@@ -365,6 +412,44 @@ def _addresses(text: str) -> list[Found]:
             end -= 1  # the full stop after the city ends the sentence, not the address
         out.append(("ADDRESS", start, end, 0.9))
     return out
+
+
+#: A line that is a postcode and a town and nothing else: `28331 Navarra`, `8783LT LOLLUM`,
+#: `Lake Laura, MT 87630`, `Whitefurt W2 9NF`, `97588-713 CARVALHO DE GOIÁS`.
+_TOWN_POSTCODE = (
+    r"(?:[A-Z]{1,2}-)?(?:\d{8}|\d{4,5}-\d{3}|\d{2}-\d{3}|\d{3} \d{2}|\d{4,5})(?:\s?[A-Z]{2}(?![\w]))?"
+)
+_TOWN_LINE = re.compile(
+    rf"[ \t]*(?:{_TOWN_POSTCODE},?[ \t]+(?!(?:{_CAP}[ \t]+)*{_USPS}\b){_CITY}(?:[ \t]*\([A-Z]{{2}}\))?|{_CITY},?[ \t]*[A-Z]{{2}}[ \t]+\d{{5}}(?:-\d{{4}})?"
+    rf"|{_CITY}[ \t]+{_UK_POSTCODE})[ \t]*"
+)
+#: A street line of an address block: a few words, with a house number or capitalised.
+_STREET_LINE = re.compile(rf"[ \t]*(?=[^\n]*(?:\d|[{_UP}]))[^\W_][^\n:@=]{{2,70}}?[ \t]*")
+_TELEPHONE_LINE = re.compile(r"(?i)[ \t]*(?:tel|phone|mobile|fax|t|m|e|email)\b")
+
+
+def _street_lines(text: str) -> Iterator[tuple[int, int]]:
+    """In a block over several lines, the line above a postcode + town line is the street: both are the address.
+
+    `Viela Albuquerque` / `97588-713 Carvalho de Goiás`, `Sjoerdboulevard 4` / `8733 FP Herkenbosch`:
+    whatever the street's type or word order, its place in the block says what it is.
+    """
+    lines, pos = [], 0
+    for line in text.split("\n"):
+        lines.append((pos, line))
+        pos += len(line) + 1
+    for i, ((offset, line), (below_at, below)) in enumerate(zip(lines, lines[1:], strict=False)):
+        if (
+            below.strip()
+            and _TOWN_LINE.fullmatch(below)
+            and _STREET_LINE.fullmatch(line)
+            and len(line.split()) <= 8
+            and not _TELEPHONE_LINE.match(line)
+            # a house number, a street word, or a name line above it ("Seve Rosales" / "Viela Albuquerque")
+            and (_STREETISH.search(line) or (i and _NAME_LINE.fullmatch(lines[i - 1][1])))
+        ):
+            first = re.search(rf"[\d{_UP}]", line)
+            yield offset + first.start(), below_at + len(below.rstrip())
 
 
 # ---------------------------------------------------------------- cues: key=value logs, CSV headers
@@ -498,40 +583,135 @@ _NAME_CUE = re.compile(
 )
 
 
-def find_cued_names(text: str, stop_words: frozenset[str]) -> Iterator[Found]:
-    """The words after a strong cue up to the first stop word: two words if lower case, four if capitalised."""
+#: Words written right after a name ("this is jonas speaking", "krisztina here"): never part of it.
+AFTER_NAME = frozenset(
+    "speaking calling writing here again asking wanted wants needs from at in on about as and or but".split()
+)
+
+
+def _name_words(
+    text: str,
+    pos: int,
+    stop_words: frozenset[str],
+    first_ok: Callable[[str], bool],
+    common: Callable[[str, float], bool],
+    most: int = 4,
+    more_common: float = 5.0,
+) -> tuple[int, int] | None:
+    """The name that starts at `pos`: up to `most` words, particles between them ("macedo de lima").
+
+    The first word must pass `first_ok`; each later one is written like the first (capitalised
+    after a capitalised one, lower case after a lower-case one), is no stop word and, in lower
+    case, under `more_common` in Zipf frequency ("hey it's jesper willems. the ...": "willems"
+    joins, "the" ends it; after a strong cue, "my colleague raymond white was", "white" joins).
+    """
+    words = list(_NAME_WORD.finditer(text, pos, min(len(text), pos + 120)))
+    if not words or words[0].start() != pos:
+        return None
+    first = words[0].group(0)
+    if first.lower() in stop_words or first.lower() in AFTER_NAME or not first_ok(first):
+        return None
+    capital = first[0].isupper()
+    end = words[0].end()
+    taken, i = 1, 1
+    while i < len(words) and taken < most:
+        w = words[i]
+        if not re.fullmatch(r"[ \t]+", text[end : w.start()]):
+            break
+        token = w.group(0)
+        if len(token) == 1 and text[w.end() : w.end() + 1] == "." and (token.isupper() or not capital):
+            end, i = w.end() + 1, i + 1  # an initial: "Maren K. Holt", "lone-frode e. andresen"
+            continue
+        if token.lower() in _PARTICLES and i + 1 < len(words):
+            nxt = words[i + 1]
+            if re.fullmatch(r"[ \t]+", text[w.end() : nxt.start()]) and _more_ok(
+                nxt.group(0), capital, stop_words, common, more_common
+            ):
+                end, taken, i = nxt.end(), taken + 1, i + 2
+                continue
+            break
+        if not _more_ok(token, capital, stop_words, common, more_common):
+            break
+        end, taken, i = w.end(), taken + 1, i + 1
+    return pos, end
+
+
+def _more_ok(
+    token: str,
+    capital: bool,
+    stop_words: frozenset[str],
+    common: Callable[[str, float], bool],
+    more_common: float,
+) -> bool:
+    low = token.lower()
+    if low in stop_words or low in AFTER_NAME or len(token.strip("'’-")) < 2:
+        return False
+    if capital:
+        return token[0].isupper()
+    return token.islower() and not common(token, more_common)
+
+
+_NAME_WORD = re.compile(r"[^\W\d_][\w'’-]*")
+
+
+def _vocabulary() -> Callable[[str, float], bool]:
+    from pipeline.anonymize.vocabulary import common
+
+    return common
+
+
+def find_cued_names(
+    text: str, stop_words: frozenset[str], common: Callable[[str, float], bool] | None = None
+) -> Iterator[Found]:
+    """The words after a strong cue ("account holder", "ask for") up to a stop word or a common lower-case word."""
+    common = common or _vocabulary()
     for m in _NAME_CUE.finditer(text):
-        start = m.start("pii")
-        words = list(re.finditer(r"[\w'’-]+", m.group("pii")))
-        taken = []
-        for w in words:
-            token = w.group(0)
-            if token.lower() in stop_words:
-                break
-            if taken and token[0].islower() and taken[0].group(0)[0].isupper() and token not in _PARTICLES:
-                break
-            taken.append(w)
-            if token[0].islower() and len(taken) >= 2:
-                break
-        if taken:
-            yield ("PERSON", start + taken[0].start(), start + taken[-1].end(), 0.9)
+        span = _name_words(text, m.start("pii"), stop_words, lambda w: True, common, more_common=5.6)
+        if span:
+            yield ("PERSON", *span, 0.9)
 
 
 _PARTICLES = frozenset(
-    {"de", "del", "da", "di", "van", "von", "der", "den", "la", "le", "y", "dos", "das", "du"}
+    {"de", "del", "da", "di", "van", "von", "der", "den", "la", "le", "y", "dos", "das", "du", "e"}
 )
 
-
+#: Weaker cues: what follows is a name only when it is a listed first name or not English
+#: vocabulary ("this is marliese liebelt speaking", "the account is under freitas", "Sure, Christoffer").
 _INTRO = re.compile(
-    r"(?i:\b(?:this is|it's|it is|i'm|i am|hey|hi|hello|thanks|thank you|cheers)[,!]?\s+)(?P<pii>[^\W\d_][\w'’-]*)"
+    r"(?i:\b(?:this is|it's|it is|i'm|i am|hey|hi|hello|thanks|thank you|cheers|sure|dear|"
+    r"(?:account|booking|reservation|order|table|ticket) is under|under the name(?: of)?|"
+    r"put|as told by|according to)[,!]?[ \t]+)(?=(?P<pii>[^\W\d_]))"  # zero width: "hey it's jonas" is two cues
+)
+#: "Krisztina here.", "oláh klaudia here", "Jonas speaking": one to three words opening a line or turn.
+_HERE = re.compile(
+    r"(?:^|(?<=\n)|(?<=: )|(?<=[.!?] ))(?P<pii>[^\W\d_][\w'’-]*(?:[ \t]+[^\W\d_][\w'’-]*){0,2})[ \t]+(?i:here|speaking)\b"
 )
 
 
-def find_introduced_names(text: str, first_names: frozenset[str]) -> Iterator[Found]:
-    """`i'm maren`, `this is jonas speaking`: a listed first name after an introduction, any case."""
+def find_introduced_names(
+    text: str,
+    first_names: frozenset[str],
+    stop_words: frozenset[str] = frozenset(),
+    common: Callable[[str, float], bool] | None = None,
+) -> Iterator[Found]:
+    """`i'm maren`, `this is jesper willems speaking`, `krisztina here`: a name after an introduction, any case.
+
+    The first word is a name when it is a listed first name or no common English word
+    (`i'm happy`, `this is great`, `thanks everyone` are left alone).
+    """
+    common = common or _vocabulary()
+
+    def first_ok(word: str) -> bool:
+        return word.lower() in first_names or not common(word, 4.0)
+
     for m in _INTRO.finditer(text):
-        if m.group("pii").lower() in first_names:
-            yield ("PERSON", m.start("pii"), m.end("pii"), 0.85)
+        span = _name_words(text, m.start("pii"), stop_words, first_ok, common)
+        if span:
+            yield ("PERSON", *span, 0.9)
+    for m in _HERE.finditer(text):
+        words = m.group("pii").split()
+        if all(first_ok(w) and w.lower() not in stop_words for w in words):
+            yield ("PERSON", m.start("pii"), m.end("pii"), 0.9)
 
 
 #: A line of two to four words, capitalised or all upper case, and nothing else: a name line.

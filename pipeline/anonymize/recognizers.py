@@ -124,7 +124,7 @@ EMAIL = re.compile(r"(?<![\w.+-])[\w.%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[
 # ---------------------------------------------------------------- names
 
 _NAME = r"[A-Z][a-zà-ÿ]+(?:['-][A-Z]?[a-zà-ÿ]+)?"
-_SURNAME = r"(?:\s+(?:(?:van|von|de|da|del|di|le|la|O')\s?)?" + _NAME + r")?"
+_SURNAME = r"(?:[ \t]+(?:(?:van|von|de|da|del|di|le|la|O')[ \t]?)?" + _NAME + r")?"  # on the same line
 _FIRST = "|".join(sorted(FIRST_NAMES, key=len, reverse=True))
 PERSON = (
     # a first name from the list, with the capitalised word after it as the surname
@@ -229,7 +229,7 @@ _LOWER_FIRST_NAMES = frozenset(n.lower() for n in FIRST_NAMES)
 def _cued_names(text: str) -> list[Found]:
     found = [
         *patterns.find_cued_names(text, STOP_WORDS),
-        *patterns.find_introduced_names(text, _LOWER_FIRST_NAMES),
+        *patterns.find_introduced_names(text, _LOWER_FIRST_NAMES, STOP_WORDS),
     ]
     if "\n" in text:
         streets = [start for _, start, _, _ in patterns.find_addresses(text)]

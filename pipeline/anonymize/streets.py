@@ -4,7 +4,11 @@
   its common spellings and the standard abbreviation (`AVENUE`, `AV`, `AVE`, `AVEN`, ...),
   plus the plurals that C1 lists (`HEIGHTS`, `PARKWAYS`, ...), and the British ones beside them.
 * `PREFIX_TYPES`: European street types written *before* the name (`rue de la Paix`,
-  `Calle Mayor`, `Via Roma`, `ul. Kwiatowa`, `Rua Augusta`).
+  `Calle Mayor`, `Via Roma`, `ul. Kwiatowa`, `Rua Augusta`), with the Spanish types of vía of the
+  Spanish cadastre and INE street directory (`Pasadizo`, `Vial`, `Glorieta`, `Urbanización`) and
+  the Brazilian types of logradouro of the Correios address directory (`Viela`, `Passarela`,
+  `Recanto`, `Condomínio`, `Chácara`, `Pátio`, `Lagoa`, `Parque`); `PREFIX_ABBREVIATIONS` are
+  their abbreviated forms, which only count with their full stop (`R. Mota, 65`, `C. Mayor 5`).
 * `POSTFIX_TYPES`: types written as a separate word *after* the name (`Kossuth utca`,
   `Næsbyholm Allé`), and `COMPOUND_ENDINGS`: endings fused to the name (`Hauptstraße`,
   `Fechnergasse`, `Kerkstraat`, `Storgatan`, `Degnemosevej`).
@@ -57,7 +61,16 @@ PREFIX_TYPES = frozenset(
     lungomare salita vico
     rua praça praca travessa estrada largo ladeira rodovia viaduto praia avenida beco vila jardim
     ul ulica al aleja pl plac os osiedle
+    pasadizo vial bulevar costanilla escalinata plazuela polígono poligono prolongación prolongacion
+    subida bajada senda sendero paraje ribera muelle carrera autopista barrio sector jardín lugar
+    aeroporto alameda área campo chácara chacara colônia colonia condomínio condominio conjunto
+    distrito esplanada estação estacao fazenda feira lago lagoa loteamento morro núcleo nucleo parque
+    passarela pátio patio quadra recanto residencial setor sítio sitio trecho trevo vale vereda viela
     """.split()
+)
+#: Abbreviated street types, matched only with their full stop (`R. Mota, 65`, `Tv. Lopes 5`).
+PREFIX_ABBREVIATIONS = frozenset(
+    "r. c. av. avda. pza. pº. ctra. trav. tv. estr. rod. al. pl. ul. os. pç. lgo. pq. cond. res.".split()
 )
 
 POSTFIX_TYPES = frozenset(
@@ -115,12 +128,17 @@ COMPOUND_ENDINGS = (
     "bakken",
     "haven",
     "høj",
+    "boulevard",
+    "plantsoen",
+    "hage",
+    "vænget",
 )
 
 #: Words that say a unit inside a building (`Apt 5`, `Suite 300`, `Piano 3`, `Puerta 2`).
 UNIT_WORDS = frozenset(
     """
     apt apartment suite ste unit flat fl floor room rm bldg building # no nr piano appartamento interno
-    int scala puerta piso escalera esc bajo planta étage etage bâtiment bat lok lokal m app
+    int scala puerta piso escalera esc bajo planta étage etage bâtiment bat lok lokal m app studio
+    casa bloco lote sala andar
     """.split()
 )
