@@ -136,3 +136,19 @@ def test_a_candidate_trained_on_shuffled_labels_is_refused_with_the_reason(insta
     rollout = production.current(Store(store_url), TARGET)
     assert rollout is not None and rollout.champion.is_base and rollout.challenger is None
     assert "base" in m["side_by_side"] and "candidate − champion" in m["side_by_side"]
+
+
+@pytest.mark.slow
+def test_a_well_trained_candidate_is_promoted_as_challenger_then_kept_when_not_better(instance, store_url):
+    version_with_items(instance, "v-good", n_train=240, n_valid=40)
+    assert dg.materialize([fine_tune_job], partition_key=TARGET, resources=resources(store_url), instance=instance,
+                          raise_on_error=False).success
+    result = judge(instance, store_url, assets=(evaluated_model, production_model))
+    m = meta(result)
+    checks = checks_of(result)
+    assert all(c.passed for c in checks.values()), {k: c.description for k, c in checks.items() if not c.passed}
+    assert m["decision"] == "promote_challenger" and m["candidate_minus_champion"] > 0.02
+    served = meta(result, "production_model")
+    assert served["challenger_share"] == pytest.approx(0.1) and served["challenger"] == m["candidate_model"]
+    rollout = production.current(Store(store_url), TARGET)
+    assert rollout.challenger.job_id == m["candidate_job_id"] and rollout.champion.is_base
