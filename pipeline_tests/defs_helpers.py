@@ -30,3 +30,18 @@ def everything() -> list:
             if isinstance(value, dg.AssetsDefinition | dg.AssetChecksDefinition):
                 found[id(value)] = value
     return list(found.values())
+
+
+def add_target_partitions(instance: dg.DagsterInstance, *keys: str) -> dg.DagsterInstance:
+    """Add `keys` to the `training_targets` dynamic partitions of `instance` (what the sensor does), and return it."""
+    from pipeline.defs.partitions import TARGET_PARTITIONS
+
+    missing = [k for k in keys if not instance.has_dynamic_partition(TARGET_PARTITIONS, k)]
+    if missing:
+        instance.add_dynamic_partitions(TARGET_PARTITIONS, missing)
+    return instance
+
+
+def target_instance(*keys: str) -> dg.DagsterInstance:
+    """An ephemeral instance whose `training_targets` partitions hold `keys`."""
+    return add_target_partitions(dg.DagsterInstance.ephemeral(), *keys)
