@@ -107,8 +107,10 @@ def test_plan_partitions(tenants, current, trained, add, remove, retire):
 
 
 def test_plan_says_why_a_tenant_is_not_a_member():
-    plan = plan_partitions(TARGETS, {"chat_family": [stats("org_b", examples=2), stats("bad id")]}, [])
+    plan = plan_partitions(TARGETS, {"chat_family": [stats("org_b", examples=2), stats("bad id"),
+                                                     stats("org_c", accepted=0, examples=None)]}, [])
     assert "fewer than per_tenant.min_examples=12" in plan.declined["chat_family/org_b"]
+    assert "chat_family/org_c" not in plan.declined  # no chat at all: no candidate, not listed
     assert "cannot be part of a partition key" in plan.skipped["chat_family/bad id"]
 
 

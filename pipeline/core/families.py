@@ -66,7 +66,7 @@ class PartitionPlan:
     keep: dict[str, str] = field(default_factory=dict)
     #: tenants that cannot be members at all (an org_id that cannot be part of a key)
     skipped: dict[str, str] = field(default_factory=dict)
-    #: tenants that are not members and were not (why each does not qualify yet, or any more)
+    #: tenants with interactions of the family's tasks that are not members and were not (why not)
     declined: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -178,7 +178,7 @@ def plan_partitions(
                 plan.retire[key] = verdict.reason
             elif verdict.verdict == "remove" and key in current_keys:
                 plan.remove[key] = verdict.reason
-            else:
+            elif stats.accepted:  # a tenant with none of the family's tasks is no candidate: not listed
                 plan.declined[key] = verdict.reason
     for key in sorted(current_keys - explained):
         family, sep, org = key.partition(MEMBER_SEPARATOR)
