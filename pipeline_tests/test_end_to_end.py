@@ -192,7 +192,7 @@ def test_a_gated_out_version_is_refused_by_every_later_run(world, monkeypatch):
     from pipeline.finetune import registry
     from pipeline_tests.fakes.hf_hub_server import FakeHub, client_online
 
-    world["write_targets"](signal_min=50)  # 400 interactions give about 30 saved/skipped pairs: too few
+    world["write_targets"](signal_min=100)  # 400 interactions give about 55 saved/skipped pairs: too few
     assert _ingest(world).success
     first = _materialize(world, ["scored_examples", "anonymized_dataset"], "signal_relevance")
     assert not first.success
