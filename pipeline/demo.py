@@ -2,8 +2,9 @@
 
 1. `flywheel seed` writes synthetic interactions for the five seed products (cached per n/seed);
 2. `flywheel import` loads them into the store;
-3. `ingest_job` materializes `raw_interactions`;
-4. `train_target_job` runs once per training target (partition): `scored_examples`,
+3. `ingest_job` materializes `raw_interactions`; `sync_target_partitions` then adds the fixed
+   targets and every tenant that qualifies for a family to the `training_targets` partitions;
+4. `train_target_job` runs once per partition (a fixed target or a family member): `scored_examples`,
    `anonymized_dataset`, `training_file`, and `fine_tune_job` where the target's backend can run
    here: local backends train inside the `train_locally` step; OpenAI submits only with
    `OPENAI_API_KEY` set;
@@ -91,7 +92,9 @@ def run_demo(n: int = 3_000, seed: int = 7, job_timeout_s: float = 1_800) -> int
     _say(f"[2/5] import: read {imported.read:,}, inserted {imported.inserted:,}, updated {imported.updated:,}, "
          f"unchanged {imported.unchanged:,}, quarantined {imported.quarantined:,} → {store.masked_url}")
 
-    from pipeline.definitions import TARGETS, defs
+    from pipeline.core.targets import get_target
+    from pipeline.definitions import defs
+    from pipeline.defs.target_partitions import sync_target_partitions
 
     ingest = defs.resolve_job_def("ingest_job").execute_in_process(instance=instance, raise_on_error=False,
                                                                       run_config=RUN_CONFIG)
@@ -101,11 +104,19 @@ def run_demo(n: int = 3_000, seed: int = 7, job_timeout_s: float = 1_800) -> int
          + ("" if ingest.success else "  — FAILED, see the run in the UI"))
     if not ingest.success:
         return 1
+    plan = sync_target_partitions(instance, store)
+    _say(f"[3/5] training_targets partitions: {', '.join(plan.members)}")
+    for key, reason in sorted({**plan.add, **plan.keep}.items()):
+        if "/" in key:
+            _say(f"        + {key}: {reason}")
+    for key, reason in sorted({**plan.remove, **plan.retire, **plan.skipped, **plan.declined}.items()):
+        _say(f"        − {key}: {reason}")
 
     train_job = defs.resolve_job_def("train_target_job")
     openai_ready = bool(os.environ.get("OPENAI_API_KEY"))
     rows = []
-    for name, target in TARGETS.items():
+    for name in plan.members:
+        target = get_target(name)
         keys = ["scored_examples", "anonymized_dataset", "training_file", "hub_dataset"]
         runnable = target.backend in LOCAL_BACKENDS or (target.backend == "openai" and openai_ready)
         if runnable:
@@ -152,7 +163,7 @@ def run_demo(n: int = 3_000, seed: int = 7, job_timeout_s: float = 1_800) -> int
 
 def _summary(rows: list[dict[str, Any]], statuses: dict, seconds: float) -> None:
     _say("")
-    _say(f"{'target':<18} {'backend':<22} {'examples':>8} {'pairs':>6}  {'dataset version':<18} job")
+    _say(f"{'target':<32} {'backend':<22} {'examples':>8} {'pairs':>6}  {'dataset version':<18} job")
     for row in rows:
         status = statuses.get(row["job"])
         job = row["job"] if status is None else f"{row['job']} → {status.state}"
@@ -162,7 +173,7 @@ def _summary(rows: list[dict[str, Any]], statuses: dict, seconds: float) -> None
             job += f" ({status.result_model})"
         if status is not None and status.error:
             job += f" ({status.error.code}: {status.error.message})"
-        _say(f"{row['target']:<18} {row['backend']:<22} {row['kept']!s:>8} {row['pairs']!s:>6}  "
+        _say(f"{row['target']:<32} {row['backend']:<22} {row['kept']!s:>8} {row['pairs']!s:>6}  "
              f"{row['version']!s:<18} {job}")
     _say(f"\nDone in {seconds / 60:.1f} min. Open the UI on the same instance with:  make ui   (http://127.0.0.1:3000)")
     _say("Every run, its metadata and every check result above are there; the job-status sensor polls hosted jobs.")

@@ -25,6 +25,9 @@ def record_materialization(
 
     import warnings
 
+    from pipeline_tests.defs_helpers import add_target_partitions
+
+    add_target_partitions(instance, partition)  # the real assets downstream run on the same key
     partitions = dg.StaticPartitionsDefinition([partition])
 
     @dg.asset(name=asset, partitions_def=partitions)

@@ -17,7 +17,7 @@ from pipeline.core.resources import StoreResource
 from pipeline.core.store import ImportCounts, Store
 from pipeline.defs.anonymized_dataset import anonymized_dataset
 from pipeline_tests.anonymize_helpers import load_engine, scored_example, scored_pair, write_scored
-from pipeline_tests.defs_helpers import checks_in
+from pipeline_tests.defs_helpers import checks_in, target_instance
 
 ANONYMIZE_CHECKS = checks_in("anonymized_dataset_checks")
 
@@ -44,6 +44,7 @@ def materialize(store: StoreResource, *, selection=None):
     return dg.materialize(
         [anonymized_dataset, *ANONYMIZE_CHECKS],
         partition_key=TARGET,
+        instance=target_instance(TARGET),
         resources={"store": store},
         run_config={"ops": {"anonymized_dataset": {"config": {"workers": 1}}}},
         raise_on_error=False,

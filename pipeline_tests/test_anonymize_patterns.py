@@ -206,6 +206,17 @@ def test_introduced_names_any_case(text, names):
     assert sorted({text[s:e] for _, s, e, _ in found}) == sorted(names)
 
 
+@pytest.mark.parametrize("text, names", [
+    ("[84:38] Ingrid Fernández: Battery prices fell.", ["Ingrid Fernández"]),
+    ("[1:02:07] Oluwaseun Adeyemi-Cole: we meet twice a year", ["Oluwaseun Adeyemi-Cole"]),
+    ("[12:00] Note: nothing said", []),  # one word after a timestamp is no speaker
+    ("Ingrid Fernández: no timestamp, no label", []),
+    ("[12:00] the host: lower case is no name", []),
+])
+def test_speaker_labels_of_timestamped_transcripts(text, names):
+    assert [text[s:e] for _, s, e, _ in patterns.find_speaker_labels(text)] == names
+
+
 def test_checksums_for_cards_and_ids():
     assert card_issuer_ok("501811524492") and not card_issuer_ok("912345678903")
     assert national_id_ok("31939071Y") and not national_id_ok("31939071Z")  # DNI letter

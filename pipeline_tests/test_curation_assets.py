@@ -13,6 +13,7 @@ from pipeline.core.resources import StoreResource
 from pipeline.core.store import Store
 from pipeline.defs.scored_examples import scored_examples
 from pipeline_tests.curation_helpers import insert_accepted, record
+from pipeline_tests.defs_helpers import target_instance
 
 PAGE = '{"sections": [{"type": "hero"}]}'
 GOOD = [("thumbs", 1), ("outcome", "accepted")]
@@ -30,7 +31,7 @@ def test_scored_examples_materializes_one_target(tmp_path):
         record("c1", org="avatar_luna", task="chat", prompt="Not a page", feedback=GOOD),  # another target's task
     ])
     store.dispose()
-    result = dg.materialize([scored_examples], partition_key="page_builder",
+    result = dg.materialize([scored_examples], partition_key="page_builder", instance=target_instance("page_builder"),
                             resources={"store": StoreResource(url=url)})
     assert result.success
     [mat] = result.asset_materializations_for_node("scored_examples")
@@ -63,7 +64,7 @@ def test_asset_declaration():
     assert spec.code_version
     assert spec.description and "\n" not in spec.description.strip()
     assert [d.asset_key for d in spec.deps] == [dg.AssetKey("raw_interactions")]
-    assert "page_builder" in scored_examples.partitions_def.get_partition_keys()
+    assert scored_examples.partitions_def == dg.DynamicPartitionsDefinition(name="training_targets")
     assert "store" in scored_examples.required_resource_keys
 
 

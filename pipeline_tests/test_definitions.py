@@ -13,6 +13,17 @@ HEAVY = ("torch", "spacy", "transformers", "sentence_transformers", "presidio_an
          "datasets", "great_expectations")
 
 
+def _partitions(partitions) -> str | list[str] | None:
+    """Static keys as a list; dynamic partitions by name (their keys live in the instance, not the code)."""
+    import dagster as dg
+
+    if partitions is None:
+        return None
+    if isinstance(partitions, dg.DynamicPartitionsDefinition):
+        return f"dynamic:{partitions.name}"
+    return sorted(partitions.get_partition_keys())
+
+
 def graph_snapshot() -> dict:
     from pipeline.definitions import defs
 
@@ -24,7 +35,7 @@ def graph_snapshot() -> dict:
         assets[key.to_user_string()] = {
             "group": node.group_name,
             "deps": sorted(k.to_user_string() for k in node.parent_keys),
-            "partitioned_by": sorted(partitions.get_partition_keys()) if partitions is not None else None,
+            "partitioned_by": _partitions(partitions),
             "kinds": sorted(node.kinds),
             "automation": str(node.automation_condition.get_label() or type(node.automation_condition).__name__)
             if node.automation_condition

@@ -107,6 +107,19 @@ def _materialize(world, keys, partition=None, **resources):
     )
 
 
+def _ingest(world):
+    """`raw_interactions`, then the partitions the targets and tenants imply (what the sensor does after it)."""
+    from pipeline.core.store import Store
+    from pipeline.defs.target_partitions import sync_target_partitions
+
+    result = _materialize(world, ["raw_interactions"])
+    store = Store(world["url"])
+    plan = sync_target_partitions(world["instance"], store)
+    store.dispose()
+    assert set(plan.members) == {"page_builder", "signal_relevance", "ux_review"}, plan.summary()
+    return result
+
+
 def _meta(result, key: str) -> dict:
     [event] = result.asset_materializations_for_node(key)
     return {k: v.value for k, v in event.metadata.items()}
@@ -134,7 +147,7 @@ def test_one_target_per_backend_from_the_log_to_the_ended_job(world):
     from pipeline.finetune import registry
     from pipeline_tests.fakes.openai_server import FakeOpenAIServer
 
-    ingest = _materialize(world, ["raw_interactions"])
+    ingest = _ingest(world)
     assert ingest.success
     raw = _meta(ingest, "raw_interactions")
     assert raw["records_in"] == raw["accepted"] + raw["quarantined"] + raw["excluded_opt_out"]
@@ -179,8 +192,8 @@ def test_a_gated_out_version_is_refused_by_every_later_run(world, monkeypatch):
     from pipeline.finetune import registry
     from pipeline_tests.fakes.hf_hub_server import FakeHub, client_online
 
-    world["write_targets"](signal_min=50)  # 400 interactions give about 30 saved/skipped pairs: too few
-    assert _materialize(world, ["raw_interactions"]).success
+    world["write_targets"](signal_min=100)  # 400 interactions give about 55 saved/skipped pairs: too few
+    assert _ingest(world).success
     first = _materialize(world, ["scored_examples", "anonymized_dataset"], "signal_relevance")
     assert not first.success
     [failed] = [e for e in first.get_asset_check_evaluations() if not e.passed]

@@ -17,6 +17,7 @@ from pipeline.defs.cancel_fine_tune_job import cancel_fine_tune_job
 from pipeline.defs.fine_tune_job import fine_tune_job, fine_tune_job_not_stuck
 from pipeline.defs.fine_tune_sensors import evaluate_tick, fine_tune_job_status_sensor
 from pipeline.finetune import registry
+from pipeline_tests.defs_helpers import add_target_partitions
 from pipeline_tests.finetune_helpers import counting_backend_class, write_triplet_manifest
 from pipeline_tests.gate_helpers import approve_anonymized, record_materialization
 
@@ -74,6 +75,7 @@ def approve_version(instance, version: str, *, training_checks=True, anonymized_
 
 
 def materialize(instance, store_url: str, **kw) -> dg.ExecuteInProcessResult:
+    add_target_partitions(instance, TARGET)
     return dg.materialize([fine_tune_job], partition_key=TARGET, resources=resources(store_url, **kw),
                           raise_on_error=False, instance=instance)
 

@@ -13,7 +13,7 @@ from pipeline.defs.hub_dataset import hub_dataset
 from pipeline.defs.partitions import target_partitions
 from pipeline.defs.training_file import training_file
 from pipeline.training_files.hub import HubResource
-from pipeline_tests.defs_helpers import checks_in
+from pipeline_tests.defs_helpers import add_target_partitions, checks_in
 from pipeline_tests.gate_helpers import approve_anonymized
 from pipeline_tests.training_files_helpers import (
     example,
@@ -26,7 +26,7 @@ from pipeline_tests.training_files_helpers import (
 
 TRAINING_FILE_CHECKS = checks_in("training_file_checks")
 
-# partition keys must be names of the project's targets.yaml; their settings come from this file
+# the targets' settings come from this file; the partition keys are added to the test's instance
 TARGETS = """
 targets:
   ux_review:
@@ -76,6 +76,7 @@ def instance():
 
 def _run(instance, partition, hub=None, with_probe=False, approve=True, push=False, huggingface_backend=None):
     """Materialize training_file (and its checks) after recording an approved anonymized version."""
+    add_target_partitions(instance, partition)
     if approve:
         approve_anonymized(instance, partition)
     assets = [training_file, *([downstream_probe] if with_probe else []), *([hub_dataset] if push else [])]

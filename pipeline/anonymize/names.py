@@ -335,6 +335,8 @@ BUSINESS_ENDINGS = (
     "Café",
     "Studio",
     "Studios",
+    "Startup",
+    "Startups",
     "Consulting",
     "Agency",
     "Labs",

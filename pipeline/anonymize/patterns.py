@@ -671,6 +671,19 @@ def find_cued_names(
             yield ("PERSON", *span, 0.9)
 
 
+#: a transcript's speaker label: "[84:38] Ingrid Fernández: …" (timestamp, two to four capitalised words, colon)
+_SPEAKER = re.compile(
+    r"\[\d{1,3}:\d{2}(?::\d{2})?\]\s+(?P<pii>[^\W\d_][\w'’.-]*(?:\s+(?:[^\W\d_][\w'’.-]*)){1,3}):\s"
+)
+
+
+def find_speaker_labels(text: str) -> Iterator[Found]:
+    """Speaker names in timestamped transcript lines: whoever speaks at `[mm:ss]` is a person."""
+    for m in _SPEAKER.finditer(text):
+        if m.group("pii")[0].isupper():
+            yield ("PERSON", m.start("pii"), m.end("pii"), 0.9)
+
+
 _PARTICLES = frozenset(
     {"de", "del", "da", "di", "van", "von", "der", "den", "la", "le", "y", "dos", "das", "du", "e"}
 )

@@ -230,6 +230,7 @@ def _cued_names(text: str) -> list[Found]:
     found = [
         *patterns.find_cued_names(text, STOP_WORDS),
         *patterns.find_introduced_names(text, _LOWER_FIRST_NAMES, STOP_WORDS),
+        *patterns.find_speaker_labels(text),
     ]
     if "\n" in text:
         streets = [start for _, start, _, _ in patterns.find_addresses(text)]

@@ -113,6 +113,9 @@ model_registry = sa.Table(
     sa.Column("error", sa.Text),  # JSON {code, message, param}
     sa.Column("metrics", sa.Text),  # JSON: last train/valid loss, token accuracy, steps
     sa.Column("details", sa.Text),  # JSON: events, checkpoints, provider-specific fields
+    # set when the model's tenant left its family (opted out, left the plan): never served or trained again
+    sa.Column("retired_at", sa.Text),
+    sa.Column("retired_reason", sa.Text),
 )
 
 #: Every change of what serves a target, and every decision not to change it: append-only.
@@ -151,6 +154,8 @@ rollouts = sa.Table(
     sa.Column("updated_at", sa.Text, nullable=False),
     sa.Column("history_id", sa.BigInteger, nullable=False),  # the history row that set this state
 )
+#: Columns added to a table after its first release: `create_schema` adds them to an older store.
+ADDED_COLUMNS = {"fw_model_registry": ("retired_at", "retired_reason")}
 
 RAW_PREVIEW_CHARS = 2_000
 SOURCE_TABLES = {"interaction": interactions, "feedback": feedback, "organization": organizations}
@@ -181,6 +186,17 @@ class ImportCounts:
             "by_type": dict(sorted(self.by_type.items())),
             "quarantined_by_reason": dict(sorted(self.quarantined_by_reason.items())),
         }
+
+
+@dataclass(frozen=True)
+class OrgProfile:
+    """What the source says about one tenant: its plan and whether it opted out of training."""
+
+    org_id: str
+    plan: str | None
+    training_opt_out: bool
+    #: the organization record is not a JSON object (it then counts as opted out)
+    malformed: bool = False
 
 
 @dataclass(frozen=True)
@@ -222,6 +238,7 @@ class Store:
             metadata.create_all(self.engine, checkfirst=True)
         except sa.exc.IntegrityError:  # another process created it between check and create
             metadata.create_all(self.engine, checkfirst=True)
+        self._add_missing_columns()
         with self.engine.begin() as conn:
             exists = conn.execute(sa.select(counters.c.value).where(counters.c.name == "seq")).first()
             if exists is None:
@@ -229,6 +246,23 @@ class Store:
                     conn.execute(counters.insert().values(name="seq", value=0))
                 except sa.exc.IntegrityError:
                     pass
+
+    def _add_missing_columns(self) -> None:
+        """`ALTER TABLE … ADD COLUMN` for the columns of `ADDED_COLUMNS` that an older store lacks (nullable text)."""
+        for table_name, names in ADDED_COLUMNS.items():
+            have = {c["name"] for c in sa.inspect(self.engine).get_columns(table_name)}
+            for name in names:
+                if name in have:
+                    continue
+                column = metadata.tables[table_name].c[name]
+                ddl = f"ALTER TABLE {table_name} ADD COLUMN {name} {column.type.compile(self.engine.dialect)}"
+                try:
+                    with self.engine.begin() as conn:
+                        conn.execute(sa.text(ddl))
+                except (sa.exc.OperationalError, sa.exc.ProgrammingError):  # added concurrently by another process
+                    fresh = {c["name"] for c in sa.inspect(self.engine).get_columns(table_name)}
+                    if name not in fresh:
+                        raise
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -419,17 +453,33 @@ class Store:
                 if batch:
                     yield batch
 
-    def opted_out_orgs(self) -> set[str]:
-        """Tenants whose `training_opt_out` is true in the source (malformed rows count as opted out)."""
-        out = set()
+    def organization_profiles(self) -> dict[str, OrgProfile]:
+        """Every tenant with an organization record: its plan and opt-out (a malformed record counts as opted out)."""
+        out = {}
         for row in self.organizations_all():
             try:
-                value = json.loads(row.record).get("training_opt_out", False)
+                record = json.loads(row.record)
+                if not isinstance(record, dict):
+                    raise ValueError("not an object")
             except ValueError:
-                value = True
-            if value is not False and value is not None:
-                out.add(row.org_id)
+                out[row.org_id] = OrgProfile(row.org_id, None, True, malformed=True)
+                continue
+            value = record.get("training_opt_out", False)
+            plan = record.get("plan")
+            out[row.org_id] = OrgProfile(row.org_id, plan if isinstance(plan, str) else None,
+                                         value is not False and value is not None)
         return out
+
+    def opted_out_orgs(self) -> set[str]:
+        """Tenants whose `training_opt_out` is true in the source (malformed rows count as opted out)."""
+        return {org for org, profile in self.organization_profiles().items() if profile.training_opt_out}
+
+    def accepted_counts(self, tasks: Iterable[str]) -> dict[str, int]:
+        """Accepted interactions of these tasks per tenant (one GROUP BY)."""
+        query = (sa.select(accepted.c.org_id, sa.func.count()).where(accepted.c.task.in_(list(tasks)))
+                 .group_by(accepted.c.org_id))
+        with self.engine.connect() as conn:
+            return {org: int(n) for org, n in conn.execute(query)}
 
     def quarantine_counts(self, stage: str | None = None) -> dict[str, int]:
         query = sa.select(quarantine.c.reason, sa.func.count()).group_by(quarantine.c.reason)

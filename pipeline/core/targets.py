@@ -22,6 +22,9 @@ DEFAULT_TARGETS_FILE = PROJECT_ROOT / "targets.yaml"
 TARGET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 #: the fewest evaluation items that may promote a model, unless a target says otherwise
 DEFAULT_MIN_EVAL_ITEMS = 30
+#: org_ids that can stand in a family member's partition key `<family>/<org_id>` (and in a folder name)
+MEMBER_ORG_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
+MEMBER_SEPARATOR = "/"
 
 Method = Literal["sft", "dpo", "embedding"]
 Backend = Literal["openai", "huggingface", "sentence_transformers"]
@@ -163,6 +166,23 @@ class EvaluationConfig(_Strict):
     concurrency: int = Field(4, ge=1, le=64)
 
 
+class PerTenant(_Strict):
+    """A target that is a *family*: one model per tenant (org_id) that qualifies, with the family's settings."""
+
+    #: only tenants whose organization record has one of these plans; omitted means every plan
+    plans: tuple[str, ...] | None = None
+    #: a tenant qualifies with at least this many examples at the target's export threshold;
+    #: omitted means the target's own `min_examples`
+    min_examples: int | None = Field(None, ge=1)
+
+    @field_validator("plans")
+    @classmethod
+    def _plans(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and not value:
+            raise ValueError("list at least one plan, or omit 'plans' for every plan")
+        return value
+
+
 class Target(_Strict):
     name: str
     description: str = ""
@@ -180,6 +200,8 @@ class Target(_Strict):
     training_file: TrainingFileConfig = TrainingFileConfig()
     gates: GateConfig = GateConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    #: a family: one model per qualifying tenant, keyed `<name>/<org_id>` (see pipeline/core/families.py)
+    per_tenant: PerTenant | None = None
 
     @field_validator("name")
     @classmethod
@@ -206,14 +228,55 @@ class Target(_Strict):
         return self
 
     @property
-    def per_tenant(self) -> bool:
+    def tenant_scoped(self) -> bool:
+        """Whether this model reads named tenants only (a `tenants:` list, or a family member)."""
         return self.tenants is not None
+
+    @property
+    def is_family(self) -> bool:
+        return self.per_tenant is not None
+
+    @property
+    def qualifying_examples(self) -> int:
+        """How many examples at the export threshold a tenant needs to become a member of this family."""
+        assert self.per_tenant is not None, f"{self.name} is not a family"
+        return self.per_tenant.min_examples or self.min_examples
+
+    @property
+    def family(self) -> str | None:
+        """The family a member belongs to (`avatar_chat` for `avatar_chat/avatar_luna`); None for other targets."""
+        return self.name.split(MEMBER_SEPARATOR, 1)[0] if MEMBER_SEPARATOR in self.name else None
+
+    @property
+    def tenant(self) -> str | None:
+        """The one tenant of a family member; None for other targets."""
+        return self.tenants[0] if self.family is not None and self.tenants else None
+
+    def member(self, org_id: str) -> Target:
+        """The model of one tenant of this family: the family's settings, reading `org_id` only."""
+        if self.per_tenant is None:
+            raise ValueError(f"target {self.name!r} is not a family (it has no 'per_tenant:')")
+        if not member_org_id_ok(org_id):
+            raise ValueError(f"org_id {org_id!r} cannot be part of a partition key: {MEMBER_ORG_ID.pattern}")
+        if org_id in self.exclude_tenants or (self.tenants is not None and org_id not in self.tenants):
+            raise ValueError(f"tenant {org_id!r} is excluded from family {self.name!r} in the targets file")
+        return self.model_copy(update={"name": member_key(self.name, org_id), "tenants": (org_id,), "per_tenant": None})
 
     def takes(self, org_id: str, task: str) -> bool:
         """Whether an interaction of this tenant and task feeds this target."""
         if task not in self.tasks or org_id in self.exclude_tenants:
             return False
         return self.tenants is None or org_id in self.tenants
+
+
+def member_key(family: str, org_id: str) -> str:
+    """The partition key of one family member: `<family>/<org_id>`, e.g. `avatar_chat/avatar_luna`."""
+    return f"{family}{MEMBER_SEPARATOR}{org_id}"
+
+
+def member_org_id_ok(org_id: str) -> bool:
+    """Whether an org_id can be part of a partition key and a folder name (no '/', no '..', no spaces)."""
+    return bool(MEMBER_ORG_ID.match(org_id)) and ".." not in org_id
 
 
 class TargetsFileError(ValueError):
@@ -303,7 +366,22 @@ def load_targets(path: Path | None = None) -> dict[str, Target]:
 
 
 def get_target(name: str) -> Target:
-    targets = load_targets()
-    if name not in targets:
-        raise KeyError(f"unknown training target {name!r}; declared: {', '.join(sorted(targets))}")
-    return targets[name]
+    """The target a partition key names: a fixed target (`page_builder`) or a family member (`avatar_chat/org_1`)."""
+    return resolve_target(load_targets(), name)
+
+
+def resolve_target(targets: dict[str, Target], key: str) -> Target:
+    family_name, sep, org_id = key.partition(MEMBER_SEPARATOR)
+    if family_name not in targets:
+        raise KeyError(f"unknown training target {key!r}; declared: {', '.join(sorted(targets))}")
+    target = targets[family_name]
+    if sep:
+        if not target.is_family:
+            raise KeyError(f"{key!r}: target {family_name!r} is not a family (no 'per_tenant:'), so it has no members")
+        try:
+            return target.member(org_id)
+        except ValueError as exc:
+            raise KeyError(f"{key!r}: {exc}") from None
+    if target.is_family:
+        raise KeyError(f"{key!r} is a family: its partitions are its members, '{family_name}/<org_id>'")
+    return target

@@ -134,6 +134,23 @@ def conversation_last_turns(
     return last
 
 
+def continuation(last_turn: dict[tuple[str, str], str]) -> Callable[[dict[str, Any]], bool]:
+    """`record -> bool`: whether a later turn of the record's conversation exists (from `conversation_last_turns`)."""
+
+    def continued(record: dict[str, Any]) -> bool:
+        conversation = record.get("conversation_id")
+        return bool(conversation) and time_key(record["occurred_at"]) < last_turn.get((record["org_id"], conversation), "")
+
+    return continued
+
+
+def prompt_key(record: dict[str, Any], embedding: bool) -> tuple[bytes, str, str]:
+    """(exact dedup key, normalised said, normalised context) of a record's prompt, as dedup compares them."""
+    said, context = dedup.prompt_parts(record["messages"], record.get("context"), record["response"] if embedding else None)
+    said, context = dedup.normalize_text(said), dedup.normalize_text(context)
+    return dedup.exact_key(record["task"], said, context), said, context
+
+
 def fetch_records(store: st.Store, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Accepted records by id (for the partners of two-interaction pairs)."""
     out: dict[str, dict[str, Any]] = {}
@@ -204,8 +221,12 @@ class _ParquetOut:
 
 
 @dataclass
-class _Candidates:
-    """The small per-example keys dedup needs, for every exportable example, in file order."""
+class Candidates:
+    """The small per-example keys dedup needs, for every exportable example, in file order.
+
+    `add` one example at a time, `seal_batch` after each batch (signatures are computed per batch,
+    in numpy), then `collapse`: what `scored_examples` keeps, and what a family counts per tenant.
+    """
 
     exact: list[bytes] = field(default_factory=list)
     namespaces: list[int] = field(default_factory=list)
@@ -213,12 +234,34 @@ class _Candidates:
     ranks: list[int] = field(default_factory=list)
     times: list[str] = field(default_factory=list)
     signatures: list[np.ndarray] = field(default_factory=list)
+    _near_said: list[str] = field(default_factory=list)
+    _near_context: list[str] = field(default_factory=list)
+
+    def add(self, record: dict[str, Any], scored: Scored, exact: bytes, said: str, context: str) -> None:
+        self._near_said.append(dedup.near_text(said))
+        self._near_context.append(dedup.near_text(context))
+        self.exact.append(exact)
+        self.namespaces.append(dedup.namespace(record["task"]))
+        self.scores.append(scored.score)
+        self.ranks.append(SOURCE_RANK[scored.completion_source])
+        self.times.append(time_key(record["occurred_at"]))
+
+    def seal_batch(self) -> None:
+        self.signatures.append(dedup.prompt_signatures(self._near_said, self._near_context))
+        self._near_said, self._near_context = [], []
 
     def best_first(self) -> list[int]:
         """Higher score, then label > edit > response, then newest, then file (id) order."""
         order = sorted(range(len(self.scores)), key=self.times.__getitem__, reverse=True)
         order.sort(key=lambda i: (-self.scores[i], self.ranks[i]))
         return order
+
+    def collapse(self, threshold: float) -> dedup.Collapsed:
+        """Exact and near duplicates collapsed to the best of each (see `dedup.collapse`)."""
+        if self._near_said:
+            self.seal_batch()
+        sigs = np.concatenate(self.signatures) if self.scores else dedup.prompt_signatures([], [])
+        return dedup.collapse(self.exact, sigs, np.array(self.namespaces, dtype=np.uint64), self.best_first(), threshold)
 
 
 def curate_target(
@@ -245,21 +288,17 @@ def curate_target(
     regenerations = pairs.PairIndex("regenerated")
     saved_skipped = pairs.PairIndex("saved_vs_skipped")
     seen_pairs: set[bytes] = set()
-    candidates = _Candidates()
+    candidates = Candidates()
     cand_path = out_dir / CANDIDATES_FILE
     cand_out = _ParquetOut(cand_path, EXAMPLE_SCHEMA)
     pairs_out = _ParquetOut(out_dir / PAIRS_FILE, PAIR_SCHEMA)
     unreadable: list[st.QuarantineRow] = []
 
-    def continued(record: dict[str, Any]) -> bool:
-        conversation = record.get("conversation_id")
-        return bool(conversation) and time_key(record["occurred_at"]) < last_turn.get((record["org_id"], conversation), "")
+    continued = continuation(last_turn)
 
     try:
         for batch in store.iter_accepted(target.tasks, target.tenants, exclude, batch_size=batch_size):
             rows: list[dict[str, Any]] = []
-            near_said: list[str] = []
-            near_context: list[str] = []
             pair_rows: list[dict[str, Any]] = []
             for record in batch:
                 report.read += 1
@@ -269,9 +308,7 @@ def curate_target(
                     exportable = scored.completion.strip() and scored.score >= weights.export_threshold
                     if exportable:  # only these need their row and dedup keys
                         row = example_row(record, scored)
-                        said, context = dedup.prompt_parts(record["messages"], record.get("context"),
-                                                           record["response"] if embedding else None)
-                        said, context = dedup.normalize_text(said), dedup.normalize_text(context)
+                        exact, said, context = prompt_key(record, embedding)
                 except (KeyError, TypeError, ValueError, AttributeError) as exc:
                     report.dropped["unreadable_record"] += 1
                     rid = str(record.get("id", "?")) if isinstance(record, dict) else "?"
@@ -288,15 +325,9 @@ def curate_target(
                     report.dropped["below_threshold"] += 1
                 else:
                     rows.append(row)
-                    near_said.append(dedup.near_text(said))
-                    near_context.append(dedup.near_text(context))
-                    candidates.exact.append(dedup.exact_key(record["task"], said, context))
-                    candidates.namespaces.append(dedup.namespace(record["task"]))
-                    candidates.scores.append(scored.score)
-                    candidates.ranks.append(SOURCE_RANK[scored.completion_source])
-                    candidates.times.append(time_key(record["occurred_at"]))
+                    candidates.add(record, scored, exact, said, context)
             cand_out.write_rows(rows)
-            candidates.signatures.append(dedup.prompt_signatures(near_said, near_context))
+            candidates.seal_batch()
             _write_pairs(pairs_out, pair_rows, seen_pairs, report)
             log(f"{target.name}: read {report.read:,} interactions")
         cand_out.commit()
@@ -306,13 +337,10 @@ def curate_target(
         lap("score")
 
         # ------------------------------------------------------------ collapse duplicates
-        n = len(candidates.scores)
-        sigs = np.concatenate(candidates.signatures) if n else dedup.prompt_signatures([], [])
-        collapsed = dedup.collapse(candidates.exact, sigs, np.array(candidates.namespaces, dtype=np.uint64),
-                                   candidates.best_first(), weights.near_duplicate_threshold)
+        collapsed = candidates.collapse(weights.near_duplicate_threshold)
         report.duplicates = {"exact": collapsed.exact, "near": collapsed.near}
         report.dropped["duplicate_prompt"] += collapsed.exact + collapsed.near
-        del candidates, sigs
+        del candidates
         lap("dedup")
         report.examples_path = _copy_kept(cand_path, out_dir / EXAMPLES_FILE, collapsed.keep, report, batch_size)
         lap("write")

@@ -104,11 +104,12 @@ def job_metadata(row: dict[str, Any]) -> dict[str, Any]:
         "hosted": dg.Out(dict, is_required=False, description="A request submitted to a hosted backend."),
     },
 )
-def fine_tune_request(context: dg.OpExecutionContext, backends: FineTuneBackends):
-    """Refuses a version that failed a gate in any run; builds and validates the request for the target's backend."""
+def fine_tune_request(context: dg.OpExecutionContext, backends: FineTuneBackends, store: StoreResource):
+    """Refuses a retired family member and a version that failed a gate in any run; builds and validates the request."""
     from pipeline.finetune.lifecycle import ManifestMismatch, backend_hint, build_request
 
     target = get_target(context.partition_key)
+    refuse_retired_member(target, store.get())
     approved, manifest = require_approved_training_file(context)
     backend = backends.get(target.backend)
     try:
@@ -123,6 +124,32 @@ def fine_tune_request(context: dg.OpExecutionContext, backends: FineTuneBackends
     where = "local" if backend.trains_locally else "hosted"
     context.log.info(f"{target.name}: dataset {approved.version} → {target.backend} ({where})")
     yield dg.Output(request.as_dict(), where, metadata={"dataset_version": approved.version, "backend": target.backend})
+
+
+def refuse_retired_member(target, db) -> None:
+    """A family member whose tenant left (opted out, left the plan) is never trained again: fail, naming why."""
+    from pipeline.core.families import departure
+    from pipeline.core.targets import load_targets
+    from pipeline.curation.tenants import family_tenant_stats
+
+    if target.family is None:
+        return
+    family = load_targets()[target.family]
+    [stats] = family_tenant_stats(db, family, only=[target.tenant], count_examples=False)
+    reason = departure(family, stats)
+    if reason is None:
+        return
+    from pipeline.finetune import registry
+
+    registry.retire_models(db, target.name, reason)  # at once, even before the sensor's next tick
+    raise dg.Failure(
+        description=(f"{target.name} is retired: {reason}. Nothing is trained for this tenant and its models "
+                     "are marked retired in fw_model_registry (retired_at, retired_reason); the "
+                     "target_partitions_sensor removes the partition. It becomes a member again only if the tenant "
+                     "qualifies again (opts back in, or returns to one of the family's plans)."),
+        metadata={"retired_reason": reason, "tenant": str(target.tenant), "family": target.family},
+        allow_retries=False,
+    )
 
 
 class _ProgressLog:

@@ -155,14 +155,14 @@ def build_fine_tune_job_status_sensor(
         store: StoreResource,
         backends: FineTuneBackends,
     ) -> dg.SensorResult:
-        from pipeline.defs.partitions import target_partitions
+        from pipeline.defs.partitions import TARGET_PARTITIONS
 
         queued_default, silent_default = stuck_limits()
         outcome = evaluate_tick(
             store.get(),
             backends.as_mapping(),
             parse_cursor(context.cursor),
-            targets=set(target_partitions.get_partition_keys()),
+            targets=set(context.instance.get_dynamic_partitions(TARGET_PARTITIONS)),
             max_queued_s=max_queued_s or queued_default,
             max_silent_s=max_silent_s or silent_default,
         )

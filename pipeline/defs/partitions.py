@@ -1,14 +1,18 @@
-"""Assets from `scored_examples` on are partitioned by training target."""
+"""Assets from `scored_examples` on are partitioned by training target: Dagster dynamic partitions `training_targets`.
 
-from __future__ import annotations
+The set grows and shrinks with the tenants: a fixed target is one key (`page_builder`), each
+qualifying tenant of a family is one key `<family>/<org_id>` (`avatar_chat/avatar_luna`).
+`sync_target_partitions` (in `target_partitions.py`) keeps it in step: the
+`target_partitions_sensor` calls it, and so does `flywheel demo` right after ingestion.
+"""
 
 import warnings
 
 import dagster as dg
 
-from pipeline.core.targets import load_targets
+TARGET_PARTITIONS = "training_targets"
 
-target_partitions = dg.StaticPartitionsDefinition(sorted(load_targets()))
+target_partitions = dg.DynamicPartitionsDefinition(name=TARGET_PARTITIONS)
 
 
 def target_check(**kwargs):

@@ -118,11 +118,12 @@ def find_job(
     base_model: str | None = None,
     hyperparameters: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """The newest live or succeeded job for this target and dataset version (and settings, when given)."""
+    """The newest live or succeeded job for this target and dataset version (and settings, when given), not retired."""
     query = sa.select(model_registry).where(
         model_registry.c.target == target,
         model_registry.c.dataset_version == dataset_version,
         model_registry.c.status.in_([*LIVE_STATES, JobState.SUCCEEDED.value]),
+        model_registry.c.retired_at.is_(None),  # a retired model is never re-attached
     )
     if backend is not None:
         query = query.where(model_registry.c.backend == backend)
@@ -147,6 +148,29 @@ def list_jobs(store: Store, target: str | None = None, *, live_only: bool = Fals
         query = query.where(model_registry.c.status.in_(LIVE_STATES))
     with store.engine.connect() as conn:
         return [_decode(r) for r in conn.execute(query.order_by(model_registry.c.created_at.desc()))]
+
+
+def retire_models(store: Store, target: str, reason: str, *, now: str | None = None) -> int:
+    """Mark every model of `target` not yet retired as retired (its tenant left); returns how many rows changed.
+
+    The rows stay (the registry is the history); `retired_at` and `retired_reason` say the model must
+    not serve or be re-attached, and evaluation and promotion skip it.
+    """
+    now = now or now_iso()
+    with store.engine.begin() as conn:
+        changed = conn.execute(
+            model_registry.update()
+            .where(model_registry.c.target == target, model_registry.c.retired_at.is_(None))
+            .values(retired_at=now, retired_reason=reason)  # not updated_at: the job itself did not change
+        ).rowcount
+    return int(changed or 0)
+
+
+def targets_with_active_models(store: Store) -> set[str]:
+    """Targets (partition keys) that have at least one registry row not retired."""
+    query = sa.select(model_registry.c.target).where(model_registry.c.retired_at.is_(None)).distinct()
+    with store.engine.connect() as conn:
+        return set(conn.execute(query).scalars())
 
 
 def trained_in_step(row: dict[str, Any]) -> bool:
@@ -228,7 +252,8 @@ def row_markdown(row: dict[str, Any]) -> str:
     """A registry row as a two-column Markdown table (for asset metadata)."""
     shown = {key: row.get(key) for key in (
         "job_id", "target", "dataset_version", "backend", "method", "base_model", "hyperparameters", "status",
-        "created_at", "updated_at", "finished_at", "trained_tokens", "cost_usd", "result_model", "error")}
+        "created_at", "updated_at", "finished_at", "trained_tokens", "cost_usd", "result_model", "error",
+        "retired_at", "retired_reason")}
     for key in ("hyperparameters", "error"):
         shown[key] = canonical_json(shown[key]) if shown[key] else None
     return markdown.table([{"field": k, "value": v} for k, v in shown.items()], ["field", "value"], max_chars=300)

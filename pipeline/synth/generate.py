@@ -23,14 +23,17 @@ from pipeline.synth.world import ANCHOR_EPOCH, ORGS, ORGS_BY_PRODUCT, SPAN_S, Wo
 
 #: product -> (episode generator, share of interactions, mean interactions per episode)
 EPISODES = {
-    "page_builder": (page_builder.episode, 0.30, 1.05),
-    "signals": (signals.episode, 0.25, 5.0),
-    "ux_review": (ux_review.episode, 0.15, 1.0),
-    "roast": (roast.episode, 0.15, 1.2),
-    "avatar_chat": (avatar_chat.episode, 0.15, 4.5),
+    "page_builder": (page_builder.episode, 0.24, 1.05),
+    "signals": (signals.episode, 0.22, 5.0),
+    "ux_review": (ux_review.episode, 0.11, 1.0),
+    "roast": (roast.episode, 0.25, 1.2),
+    "avatar_chat": (avatar_chat.episode, 0.18, 4.5),
 }
 #: episodes are drawn so that *interactions* follow the shares above
 _EPISODE_WEIGHTS = {product: share / mean for product, (_, share, mean) in EPISODES.items()}
+#: product -> {org_id: weight}: which tenant an episode of the product belongs to
+ORG_WEIGHTS = {product: {org.org_id: org.weight for org in orgs} for product, orgs in ORGS_BY_PRODUCT.items()}
+ORGS_BY_ID = {org.org_id: org for org in ORGS}
 MAX_BAD_SHARE = 0.5
 
 
@@ -72,7 +75,7 @@ def iter_generated(n: int, seed: int = 0, bad_share: float = 0.01) -> Iterator[G
     produced = 0
     while produced < n:
         product = world.pick(_EPISODE_WEIGHTS)
-        org = world.rng.choice(ORGS_BY_PRODUCT[product])
+        org = ORGS_BY_ID[world.pick(ORG_WEIGHTS[product])]
         t0 = ANCHOR_EPOCH - SPAN_S + SPAN_S * produced / n + world.rng.uniform(0, 600)
         for interaction, events in EPISODES[product][0](world, org, t0):
             lines = [dumps(interaction), *(dumps(event) for event in events)]

@@ -34,6 +34,14 @@ POSTS = (
     "Switched from {brand} to a competitor. Change my mind.",
     "@{brand} why is your {product} so good, I'm broke now",
     "Honest review: {brand} {product} is mid.",
+    "@{brand} my friend says your {product} is overrated, defend yourselves",
+    "Day 4 of asking @{brand} to bring back the old {product}",
+    "@{brand} the delivery guy left my {product} in the rain again",
+    "Unpopular opinion: {brand} peaked last year.",
+    "@{brand} rate my setup, it's 90% your {product}",
+    "Who runs the {brand} account? Asking for a friend who wants a job.",
+    "@{brand} your ad interrupted my video for the 6th time today",
+    "Trying {brand} {product} for the first time, be honest, will I regret it?",
 )
 SIGNATURES = (" — {name}", " (order for {name}, reach me at {email})", " DM me or call {phone}", "", "", "")
 ON_VOICE = (

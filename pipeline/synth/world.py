@@ -29,6 +29,8 @@ class Org:
     product: str
     plan: str
     training_opt_out: bool = False
+    #: how often the tenant's episodes are drawn relative to the other tenants of its product
+    weight: float = 1.0
 
 
 #: ~40 tenants. Three opt out of training (their ids contain `optout`) and still log interactions.
@@ -77,22 +79,26 @@ ORGS: tuple[Org, ...] = (
         )
     ),
     *(
-        Org(f"org_{slug}", "roast", plan)
-        for slug, plan in (
-            ("brightbrew", "pro"),
-            ("snackattack", "enterprise"),
-            ("gymrat_gear", "pro"),
-            ("cloudnine_mattress", "pro"),
-            ("pixel_pets", "free"),
-            ("zestful_juice", "enterprise"),
-            ("rocket_rides", "pro"),
-            ("burger_barn", "free"),
+        Org(f"org_{slug}", "roast", plan, weight=weight)
+        # Two big brands on paid plans log enough approved replies for a custom model of their own
+        # (roast_custom: 100 good examples on pro/enterprise); a big free brand and a big opted-out
+        # one log as much and must not get one; the small brands have not got there yet.
+        for slug, plan, weight in (
+            ("brightbrew", "pro", 16),
+            ("snackattack", "enterprise", 16),
+            ("gymrat_gear", "pro", 2),
+            ("cloudnine_mattress", "pro", 1),
+            ("pixel_pets", "free", 1),
+            ("zestful_juice", "enterprise", 1),
+            ("rocket_rides", "pro", 1),
+            ("burger_barn", "free", 4),
         )
     ),
-    Org("org_optout_loudmouth_labs", "roast", "pro", training_opt_out=True),
+    Org("org_optout_loudmouth_labs", "roast", "pro", training_opt_out=True, weight=3),
     *(
-        Org(slug, "avatar_chat", plan)
-        for slug, plan in zip(AVATARS, ("enterprise", "pro", "pro"), strict=True)
+        # luna and max chat enough for a model of their own (avatar_chat: 30 examples); nova not yet
+        Org(slug, "avatar_chat", plan, weight=weight)
+        for slug, plan, weight in zip(AVATARS, ("enterprise", "pro", "pro"), (1.5, 1.5, 0.4), strict=True)
     ),
 )
 ORGS_BY_PRODUCT: dict[str, tuple[Org, ...]] = {p: tuple(o for o in ORGS if o.product == p) for p in PRODUCTS}
@@ -185,8 +191,9 @@ class World:
         The final `value` comes last in time, so "the latest event wins" gives back `value`.
         """
         events = []
-        if earlier and self.rng.random() < 0.06:
-            prior = self.rng.choice(earlier)
+        different = tuple(e for e in earlier if e != value)  # a change of mind changes the value
+        if different and self.rng.random() < 0.06:
+            prior = self.rng.choice(different)
             events.append(self.feedback(interaction, at - self.rng.uniform(30, 3_600), kind, prior))
         events.append(self.feedback(interaction, at, kind, value))
         return events

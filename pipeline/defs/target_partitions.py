@@ -1,0 +1,81 @@
+"""Keeps the `training_targets` dynamic partitions in step with the targets file and the tenants.
+
+`sync_target_partitions(instance, store)` plans (`pipeline/core/families.py`) from what the store
+says about each tenant (`pipeline/curation/tenants.py`) and applies the plan: new keys are added,
+keys of tenants that no longer qualify are deleted, and the models of tenants that left (opted out,
+left the plan) are marked retired in the model registry. `target_partitions_sensor` runs it on a
+timer, skipping the work when neither the data nor the targets file changed since its last tick.
+"""
+
+import json
+import os
+
+import dagster as dg
+
+from pipeline.core.families import PartitionPlan, plan_partitions
+from pipeline.core.resources import StoreResource
+from pipeline.defs.partitions import TARGET_PARTITIONS
+
+#: seconds between two ticks of the sensor (`FLYWHEEL_PARTITIONS_SYNC_SECONDS`)
+DEFAULT_SYNC_SECONDS = 300
+
+
+def sync_target_partitions(instance: dg.DagsterInstance, store, targets=None) -> PartitionPlan:
+    """Add qualifying members and fixed targets, remove the keys that no longer qualify, retire tenants that left.
+
+    Idempotent: a second call with nothing changed adds, removes and retires nothing.
+    """
+    from pipeline.core.targets import load_targets
+    from pipeline.curation.tenants import tenant_stats
+    from pipeline.finetune import registry
+
+    targets = load_targets() if targets is None else targets
+    current = instance.get_dynamic_partitions(TARGET_PARTITIONS)
+    plan = plan_partitions(targets, tenant_stats(store, targets), current, registry.targets_with_active_models(store))
+    if plan.add:
+        instance.add_dynamic_partitions(TARGET_PARTITIONS, sorted(plan.add))
+    for key, reason in sorted(plan.retire.items()):
+        registry.retire_models(store, key, reason)
+    for key in sorted({*plan.remove, *plan.retire}):
+        if key in current:
+            instance.delete_dynamic_partition(TARGET_PARTITIONS, key)
+    return plan
+
+
+def _fingerprint(store) -> dict:
+    """What the plan depends on: the accepted interactions, the organizations, the targets file."""
+    import sqlalchemy as sa
+
+    from pipeline.core import store as st
+    from pipeline.core.targets import targets_file
+
+    with store.engine.connect() as conn:
+        accepted = conn.execute(sa.select(sa.func.count(), sa.func.max(st.accepted.c.accepted_seq))).one()
+        orgs = conn.execute(sa.select(sa.func.count(), sa.func.max(st.organizations.c.seq))).one()
+    path = targets_file()
+    return {"accepted": [int(accepted[0]), int(accepted[1] or 0)], "organizations": [int(orgs[0]), int(orgs[1] or 0)],
+            "targets_file": [str(path), path.stat().st_mtime if path.exists() else 0.0]}
+
+
+@dg.sensor(
+    name="target_partitions_sensor",
+    minimum_interval_seconds=int(os.environ.get("FLYWHEEL_PARTITIONS_SYNC_SECONDS", DEFAULT_SYNC_SECONDS)),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Keeps the training_targets partitions in step with targets.yaml and the tenants: adds tenants that "
+                "qualify for a family, removes those that no longer do, retires the models of tenants that left.",
+)
+def target_partitions_sensor(context: dg.SensorEvaluationContext, store: StoreResource) -> dg.SensorResult:
+    db = store.get()
+    fingerprint = _fingerprint(db)
+    cursor = json.dumps(fingerprint, sort_keys=True)
+    if context.cursor == cursor:
+        return dg.SensorResult(skip_reason="nothing changed since the last sync", cursor=cursor)
+    plan = sync_target_partitions(context.instance, db)
+    for key, reason in sorted(plan.retire.items()):
+        context.log.warning(f"retired {key}: {reason}")
+    for key, reason in sorted(plan.skipped.items()):
+        context.log.warning(f"not a member: {key}: {reason}")
+    context.log.info(plan.summary())
+    if not plan.changed:
+        return dg.SensorResult(skip_reason=f"partitions up to date: {plan.summary()}", cursor=cursor)
+    return dg.SensorResult(cursor=cursor)
