@@ -185,6 +185,7 @@ class World:
         The final `value` comes last in time, so "the latest event wins" gives back `value`.
         """
         events = []
+        earlier = tuple(prior for prior in earlier if prior != value)  # a change of mind changes the value
         if earlier and self.rng.random() < 0.06:
             prior = self.rng.choice(earlier)
             events.append(self.feedback(interaction, at - self.rng.uniform(30, 3_600), kind, prior))
