@@ -1,7 +1,7 @@
 """Page builder: businesses ask for landing pages and get page JSON over ten section types.
 
 Tasks: `page_generation` (prompt -> whole page, JSON), `section_edit` (current page in `context`,
-edit request -> the changed section, JSON), `design_choice` (colours and fonts, text) and
+edit request with the current section -> the changed section, JSON), `design_choice` (colours and fonts, text) and
 `tool_invocation` (a backend tool call and its result, text). About 5% of JSON answers do not
 parse (cut off, trailing comma, wrapped in prose).
 
@@ -456,7 +456,8 @@ def section_edit(world: World, org: Org, t0: float) -> Iterator[tuple[dict, list
         org,
         t0,
         "section_edit",
-        [{"role": "user", "content": ask + "."}],
+        # the editor sends the section being edited with the request, so the answer can be learnt
+        [{"role": "user", "content": f"{ask}.\nCurrent section: {json.dumps(section, ensure_ascii=False)}"}],
         response,
         user_id=world.user_id(org),
         model=MODEL,
