@@ -145,6 +145,8 @@ def run_demo(n: int = 3_000, seed: int = 7, job_timeout_s: float = 1_800) -> int
              + (f"; {rows[-1]['note']}" if rows[-1]["note"] else ""))
         for line in failed:
             _say(f"        ✗ {line}")
+        if rows[-1]["status"] == "succeeded":
+            rows[-1]["evaluation"] = _evaluate(train_job, instance, name)
 
     from pipeline.finetune import registry
     from pipeline.finetune.jobs_cli import resolved_backends
@@ -157,8 +159,57 @@ def run_demo(n: int = 3_000, seed: int = 7, job_timeout_s: float = 1_800) -> int
             statuses = {s.job_id: s for s in wait_for_jobs(store, backends, job_timeout_s, poll_s=3.0)}
     else:
         _say("[5/5] local models trained inside their fine_tune_job steps; no hosted job to wait for")
+    for row in rows:  # a hosted job that ended while we waited is judged now
+        status = statuses.get(row["job"])
+        if status is not None and status.state == "succeeded" and "evaluation" not in row:
+            row["evaluation"] = _evaluate(train_job, instance, row["target"])
     _summary(rows, statuses, time.monotonic() - started)
+    _decisions(rows)
     return 0 if all(r["ok"] for r in rows) and all(s.state == "succeeded" for s in statuses.values()) else 1
+
+
+def _evaluate(train_job, instance, name: str) -> dict[str, Any]:
+    """`evaluated_model` then `production_model` for a target whose job succeeded; a refusal is a decision, not an error."""
+    import dagster as dg
+
+    began = time.monotonic()
+    result = train_job.execute_in_process(
+        instance=instance, partition_key=name, raise_on_error=False, run_config=RUN_CONFIG,
+        asset_selection=[dg.AssetKey("evaluated_model"), dg.AssetKey("production_model")],
+    )
+    meta = _materialized(result)
+    evaluation = meta.get("evaluated_model", {})
+    _passed, failed = _checks(result)
+    served = meta.get("production_model", {})
+    primary = evaluation.get("primary_metric")
+    out = {
+        "primary": primary or "—",
+        "status": evaluation.get("status", "failed"),
+        "base": evaluation.get(f"base_{primary}"), "champion": evaluation.get(f"champion_{primary}"),
+        "candidate": evaluation.get(f"candidate_{primary}"), "interval": evaluation.get("interval", "—"),
+        "decision": served.get("decision") or evaluation.get("decision") or evaluation.get("reason", "not evaluated"),
+        "seconds": time.monotonic() - began, "failed": failed,
+    }
+    _say(f"[4/5] {name}: evaluated in {out['seconds']:.0f} s — {primary} candidate − champion {out['interval']} → "
+         f"{out['decision']}")
+    for line in failed:
+        _say(f"        ✗ {line[:300]}")
+    return out
+
+
+def _decisions(rows: list[dict[str, Any]]) -> None:
+    def num(value: Any) -> str:
+        return "—" if value is None else f"{value:.3f}"
+
+    judged = [r for r in rows if r.get("evaluation")]
+    if not judged:
+        return
+    _say("")
+    _say(f"{'target':<32} {'metric':<16} {'base':>6} {'champ':>6} {'cand':>6}  {'candidate − champion (95% CI)':<40} decision")
+    for row in judged:
+        e = row["evaluation"]
+        _say(f"{row['target']:<32} {e['primary']:<16} {num(e['base']):>6} {num(e['champion']):>6} {num(e['candidate']):>6}  "
+             f"{e['interval']!s:<40} {e['decision']} ({e['seconds']:.0f} s)")
 
 
 def _summary(rows: list[dict[str, Any]], statuses: dict, seconds: float) -> None:
