@@ -77,6 +77,7 @@ def _portable_manifest(manifest: dict[str, Any]) -> str:
         fmt: {s: (f"{fmt}/{s}.jsonl" if p else None) for s, p in splits.items()} for fmt, splits in manifest["files"].items()
     }
     portable.pop("dropped_file", None)
+    portable.pop("evaluation_items", None)  # a local path; the held-out rows are the validation files
     portable["source"] = {k: v for k, v in manifest["source"].items() if k != "path"}
     return json.dumps(portable, indent=2, sort_keys=True)
 
