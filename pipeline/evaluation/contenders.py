@@ -44,13 +44,13 @@ def job_contender(row: dict[str, Any], role: str = "candidate") -> Contender:
             f"job {row.get('job_id')} of {row.get('target')} is {row.get('status')}, not succeeded with a model: "
             "evaluation judges a model once its fine-tune job has succeeded"
         )
-    model = str(row["result_model"])
-    local = model if row["backend"] in ("sentence_transformers", "huggingface") and Path(model).exists() else None
-    if row["backend"] == "sentence_transformers" and local is None:
-        raise FileNotFoundError(f"job {row['job_id']}: model folder {model} is gone (was FLYWHEEL_HOME moved or cleaned?)")
-    return Contender(role=role, backend=row["backend"], model=model, local_path=local, job_id=row["job_id"],
-                     dataset_version=row.get("dataset_version"))
+    from pipeline.serving.rollout import ModelRef
 
+    contender = ref_contender(ModelRef.from_job(row), role)
+    if row["backend"] == "sentence_transformers" and contender.local_path is None:
+        raise FileNotFoundError(f"job {row['job_id']}: model folder {row['result_model']} is gone "
+                                "(was FLYWHEEL_HOME moved or cleaned?)")
+    return contender
 
 def ref_contender(ref, role: str = "champion") -> Contender:
     """The contender of a serving `ModelRef` (pipeline.serving.rollout): the base model or a trained one."""

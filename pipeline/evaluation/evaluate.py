@@ -177,6 +177,10 @@ def differing_items(kind: str, primary: str, scores: dict[str, metrics.ItemScore
                     items: list[EvalItem], limit: int = 5, width: int = 160) -> list[dict[str, Any]]:
     """The items where candidate and champion differ most on the primary metric (anonymized text only)."""
     cand, champ = scores["candidate"][primary], scores["champion"][primary]
+    if kind == "ranking":
+        from pipeline.evaluation.runners.embedding import ranking_queries
+
+        queries = ranking_queries(items)[0]
     order = sorted(range(len(cand)), key=lambda i: (-abs(cand[i] - champ[i]), i))[:limit]
     rows = []
     for i in order:
@@ -185,7 +189,7 @@ def differing_items(kind: str, primary: str, scores: dict[str, metrics.ItemScore
         row: dict[str, Any] = {"delta": round(cand[i] - champ[i], 4), "candidate": round(cand[i], 4), "champion": round(champ[i], 4)}
         if kind == "ranking":
             qid = outputs["candidate"].query_ids[i]
-            row.update(id=qid, task=outputs["candidate"].query_tasks[i], prompt=_clip(_query_text(items, qid), width))
+            row.update(id=qid, task=outputs["candidate"].query_tasks[i], prompt=_clip(queries[qid], width))
         else:
             row.update(id=items[i].id, task=items[i].task, prompt=_clip(items[i].query, width),
                        kept=_clip(items[i].reference, width))
@@ -195,13 +199,6 @@ def differing_items(kind: str, primary: str, scores: dict[str, metrics.ItemScore
                     row[f"{role}_answer"] = _clip(texts[i], width)
         rows.append(row)
     return rows
-
-
-def _query_text(items: list[EvalItem], qid: str) -> str:
-    from pipeline.evaluation.runners.embedding import ranking_queries
-
-    queries, _, _, _ = ranking_queries(items)
-    return queries[qid]
 
 
 def _clip(text: str, width: int) -> str:
