@@ -58,6 +58,14 @@ def test_checksums_reject_near_misses():
     assert iban_ok("DE89 3704 0044 0532 0130 00") and not iban_ok("DE88 3704 0044 0532 0130 00")
 
 
+@pytest.mark.parametrize("hashed_id", ["ca05bc2bf73745fe", "df91d97b8518e7a9", "ae08ef776d536d49"])
+def test_a_hashed_user_id_that_passes_mod_97_is_not_an_iban(hashed_id):
+    # The anonymizer writes user ids as 16 hex characters; ~1 in 1,900 passes the bare mod-97
+    # check ("ca" + "05" + 12 hex). No country's IBAN has that length and layout.
+    assert not iban_ok(hashed_id)
+    assert scan(f"user {hashed_id} saved it") == []
+
+
 def test_redacted_context_never_shows_the_value():
     text = PLANTED["email"]
     (finding,) = scan(text)
