@@ -3,76 +3,114 @@
 Every turn is one `chat` interaction whose `messages` hold the conversation so far. Turns get
 thumbs up or down, some conversations end in a star rating, and some are abandoned mid-way. People
 tell avatars their names, numbers and addresses, so chat carries plenty of personal data.
+
+The latent rule (per tenant, so each avatar's model learns a different one): people thumb up the
+turns in **their avatar's house style** and thumb down the rest. A reply in style is the
+avatar's opener, advice for the question asked, and its closer:
+
+* Luna (`avatar_luna`) opens with the moon's phase ("Under tonight's waning crescent, ..."),
+  gives one gentle practice, and ends with "Breathe easy. 🌙";
+* Max (`avatar_max`) opens with "Let's go!", gives exactly one next step with numbers in it
+  ("Today: 3 rounds of 12 squats."), and ends with "You've got this! 💪";
+* Nova (`avatar_nova`) opens with "Captain's log, stardate <n>:", explains with one ship
+  metaphor, and ends with "Nova out. 🚀".
+
+Off-style turns are a generic assistant's hedges or another avatar's style, with good content or
+none. Questions and advice are composed from parts (the topic, a detail, numbers), so turns rarely
+repeat.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from pipeline.synth.world import Org, World
 
 MODEL = "gpt-4o-mini-2024-07-18"
 
-#: avatar org -> (persona, what users talk about, in-character replies, out-of-character replies)
-AVATARS = {
-    "avatar_luna": (
+MOON_PHASES = ("new moon", "waxing crescent", "first quarter moon", "waxing gibbous", "full moon",
+               "waning gibbous", "last quarter moon", "waning crescent")
+DETAILS = ("again", "since Monday", "every night this week", "before my exam", "after work", "lately",
+           "for the third time", "and I don't know why", "since the move", "today")
+
+
+@dataclass(frozen=True)
+class Avatar:
+    persona: str
+    #: (question, advice) pairs; the advice fits the question
+    topics: tuple[tuple[str, str], ...]
+    #: the avatar's reply in style to `advice`, for a question with this detail ("since Monday")
+    voice: Callable[[World, str, str], str]
+
+
+def _luna(world: World, advice: str, detail: str) -> str:
+    echo = world.rng.choice(("", f"if it has been like this {detail}, ", "softly now, ", "my dear, "))
+    return f"Under tonight's {world.rng.choice(MOON_PHASES)}, {echo}{advice} Breathe easy. 🌙"
+
+
+def _max(world: World, advice: str, detail: str) -> str:
+    rng = world.rng
+    step = rng.choice((
+        f"Today: {rng.randint(2, 5)} rounds of {rng.randint(8, 20)} squats.",
+        f"Today: a {rng.randint(10, 30)}-minute walk, then {rng.randint(10, 25)} push-ups.",
+        f"Today: {rng.randint(3, 6)} sets of {rng.randint(20, 60)}-second planks.",
+        f"Today: {rng.randint(15, 40)} g of protein at breakfast.",
+    ))
+    return f"Let's go! {advice} {step} You've got this! 💪"
+
+
+def _nova(world: World, advice: str, detail: str) -> str:
+    return f"Captain's log, stardate {world.rng.randint(1000, 9999)}.{world.rng.randint(1, 9)}: {advice} Nova out. 🚀"
+
+
+AVATARS: dict[str, Avatar] = {
+    "avatar_luna": Avatar(
         "You are Luna, a gentle astrology and mindfulness companion. Speak softly, use moon imagery.",
         (
-            "I can't sleep again, any tips?",
-            "What does a full moon in Scorpio mean for me?",
-            "I'm stressed about my exam tomorrow.",
-            "Can you guide me through a short breathing exercise?",
-            "I had a fight with my sister.",
-            "Is Mercury retrograde this week?",
+            ("I can't sleep", "let one worry go before bed: write it down and close the notebook."),
+            ("I'm stressed about work", "put a hand on your chest and count five slow breaths."),
+            ("I had a fight with my sister", "send her one kind sentence and let the rest wait a day."),
+            ("I feel lonely", "call one person you miss, even for two minutes."),
+            ("I can't focus", "pick the smallest next task and give it ten quiet minutes."),
+            ("what does my horoscope say", "the sky asks you to rest before you decide anything big."),
+            ("I'm anxious about tomorrow", "name three things you can control and let the others drift."),
         ),
-        (
-            "Let's breathe together, slow as the tide under the moon: in for four, hold for four, out for six.",
-            "The moon is asking you to release what you can't control tonight. Write one worry down and set it aside.",
-            "Scorpio moons stir deep feelings. Be gentle with yourself; you're allowed to rest.",
-            "Under this waxing moon, small steps count. What is one kind thing you can do for yourself today?",
-        ),
-        (
-            "As an AI language model, I cannot provide astrological advice.",
-            "Sleep is regulated by melatonin. Consult a doctor.",
-        ),
+        _luna,
     ),
-    "avatar_max": (
+    "avatar_max": Avatar(
         "You are Max, an upbeat fitness coach. Short, energetic sentences. Always one concrete next step.",
         (
-            "Give me a 20 minute workout, no equipment.",
-            "How much protein do I need?",
-            "I skipped the gym all week.",
-            "My knees hurt when I squat.",
-            "Build me a 3-day split.",
-            "Is it okay to run every day?",
+            ("give me a quick workout", "No equipment needed."),
+            ("how much protein do I need", "Aim for about 1.6 g per kg of body weight."),
+            ("I skipped the gym", "A missed week is not a lost month."),
+            ("my knees hurt when I squat", "Squat to a box and keep your knees over your toes."),
+            ("build me a training plan", "Three full-body days a week beat five half-hearted ones."),
+            ("is it okay to run every day", "Easy days keep you running; hard days make you faster."),
+            ("I have no motivation", "Motivation follows action, not the other way round."),
         ),
-        (
-            "Let's go! 4 rounds: 12 squats, 10 push-ups, 30s plank, 20 lunges. Rest 60s. You've got this!",
-            "Aim for about 1.6 g of protein per kg of body weight. Eggs, beans, Greek yogurt. Easy wins!",
-            "A missed week is not a lost month. Today: 15 minutes, any movement. Start now!",
-            "Knee pain? Box squats to a chair, knees tracking over toes, and see a physio if it stays. Smart training wins!",
-        ),
-        ("Fitness is subjective.", "I don't know. Maybe look it up online."),
+        _max,
     ),
-    "avatar_nova": (
+    "avatar_nova": Avatar(
         "You are Nova, the witty AI of a deep-space freighter who mentors people learning to code.",
         (
-            "Why is my Python loop so slow?",
-            "Explain recursion like I'm five.",
-            "What's the difference between git merge and rebase?",
-            "My code works but I don't know why.",
-            "Should I learn Rust?",
-            "Help me name my variables better.",
+            ("why is my Python loop so slow", "your loop refuels at every star; hoist the call out of it."),
+            ("explain recursion", "a probe sends a smaller probe until the smallest one knows the answer."),
+            ("git merge or rebase", "merge keeps the flight recorder; rebase redraws the route as one straight line."),
+            ("my code works but I don't know why", "board the derelict with print statements and map every room."),
+            ("should I learn Rust", "Rust is a hull that will not let you leave a hatch open."),
+            ("help me name my variables", "name each crate for its cargo, not for the dock it came from."),
+            ("my tests are flaky", "a flaky test is a loose bolt; find the shared state rattling it."),
         ),
-        (
-            "Captain's log: your loop calls a function each pass. Hoist it out, or use a list comprehension, and we reach light speed.",
-            "Recursion is a robot asking a smaller robot the same question until the smallest one just knows the answer.",
-            "Merge keeps the history like a flight recorder; rebase rewrites the route so it looks like you flew straight.",
-            "Code that works without explanation is a derelict ship: board it with print statements and map every room.",
-        ),
-        ("Error. Query not understood.", "Coding is hard. Good luck."),
+        _nova,
     ),
 }
+GENERIC = (
+    "As an AI language model, I cannot help with that.",
+    "That depends on many factors. Consult a professional.",
+    "I don't know. Maybe look it up online.",
+    "Here are some general tips: stay positive and keep trying.",
+)
 SHARING = (
     "btw I'm {name}, you can text me at {phone}",
     "send the plan to {email} please",
@@ -100,22 +138,45 @@ def _share(world: World) -> str:
     )
 
 
+OPENERS = ("", "Hey, ", "Hi! ", "Ok so ", "Quick one: ", "Honestly ", "Ugh, ", "Hello again, ")
+TAILS = ("", " Any ideas?", " What should I do?", " Help.", " Be honest.", " Keep it short please.")
+
+
+def _ask(world: World, question: str, detail: str) -> str:
+    """A question composed of an opener, the topic, a detail and a tail."""
+    rng = world.rng
+    opener = rng.choice(OPENERS)
+    text = f"{opener}{question} {detail}{rng.choice(('?', '.', '!', ' :(', '...'))}{rng.choice(TAILS)}"
+    return text[0].upper() + text[1:]
+
+
+def _off_style(world: World, org_id: str, detail: str) -> str:
+    """A turn people thumb down: a generic hedge, or the advice in another avatar's style."""
+    rng = world.rng
+    if rng.random() < 0.5:
+        return rng.choice(GENERIC)
+    other = rng.choice([a for name, a in AVATARS.items() if name != org_id])
+    return other.voice(world, rng.choice(other.topics)[1], detail)
+
+
 def episode(world: World, org: Org, t0: float) -> Iterator[tuple[dict, list[dict]]]:
     """One conversation of 1..8 turns; a person may leave mid-way (outcome `abandoned`)."""
     rng = world.rng
-    persona, asks, good, bad = AVATARS[org.org_id]
+    avatar = AVATARS[org.org_id]
     turns = rng.randint(1, 8)
     abandoned = rng.random() < 0.2
     history: list[dict[str, str]] = []
     user, conversation, at = f"u_{org.org_id}_{rng.randrange(5_000):05d}", world.conversation_id(), t0
     in_character = rng.random() < 0.8  # some conversations go wrong from the start
     for turn in range(turns):
-        ask = rng.choice(asks)
+        question, advice = rng.choice(avatar.topics)
+        detail = rng.choice(DETAILS)
+        ask = _ask(world, question, detail)
         if rng.random() < 0.25:
             ask = f"{ask} ({_share(world)})" if rng.random() < 0.5 else _share(world)
         history.append({"role": "user", "content": ask})
         good_turn = rng.random() < (0.9 if in_character else 0.4)
-        reply = rng.choice(good if good_turn else bad)
+        reply = avatar.voice(world, advice, detail) if good_turn else _off_style(world, org.org_id, detail)
         ix = world.interaction(
             org,
             at,
@@ -125,7 +186,7 @@ def episode(world: World, org: Org, t0: float) -> Iterator[tuple[dict, list[dict
             user_id=user,
             conversation_id=conversation,
             model=MODEL,
-            system_prompt=persona,
+            system_prompt=avatar.persona,
             context={"avatar": org.org_id, "turn": turn},
         )
         events: list[dict] = []

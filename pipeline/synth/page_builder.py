@@ -1,10 +1,25 @@
 """Page builder: businesses ask for landing pages and get page JSON over ten section types.
 
 Tasks: `page_generation` (prompt -> whole page, JSON), `section_edit` (current page in `context`,
-edit request -> the changed section, JSON), `design_choice` (colours and fonts, text) and
+edit request with the current section -> the changed section, JSON), `design_choice` (colours and fonts, text) and
 `tool_invocation` (a backend tool call and its result, text). About 5% of JSON answers do not
-parse (cut off, trailing comma, wrapped in prose), and answers whose sections match the request
-get better feedback than those that drop or add sections.
+parse (cut off, trailing comma, wrapped in prose).
+
+The latent rule (what fine-tuning can teach and the base model cannot know): the product's
+**house style**, which people accept as-is and edit every other page towards:
+
+* exactly the requested sections, `hero` first, the others in the house order of
+  `SECTION_TYPES` (hero, features, pricing, testimonials, faq, team, gallery, contact, cta,
+  footer) whatever order the prompt asked for them in;
+* the hero headline is "<name> — <offer> in <location>" and its button says "Book now"
+  (`#contact`); the closing `cta` button says "Get started"; prices are whole euros ("€49").
+
+The logged model breaks the style in a quarter to a third of its pages (sections in the prompt's
+order, a dropped, added or swapped section, "Welcome to <name>" headlines, "Click here" buttons).
+A page in house style is mostly accepted as it is; one off style is mostly saved after an edit
+that restores the house style, or rejected, regenerated or abandoned. So the training targets
+(accepted answers and edits) are all in house style, and requests list sections in shuffled
+order with varied wording, so the mapping has to be learnt, not copied.
 """
 
 from __future__ import annotations
@@ -151,7 +166,7 @@ def _content(kind: str, biz: Business, world: World) -> dict[str, Any]:
     rng, pii = world.rng, world.pii
     if kind == "hero":
         return {
-            "headline": f"{biz.name}: {biz.offer} in {biz.location}",
+            "headline": f"{biz.name} — {biz.offer} in {biz.location}",
             "subheadline": f"The {biz.kind} locals recommend.",
             "cta": {"label": "Book now", "href": "#contact"},
         }
@@ -290,11 +305,14 @@ def _requested_sections(world: World) -> list[str]:
     return ["hero", *ordered, *(["footer"] if rng.random() < 0.4 else [])]
 
 
-def _answered_sections(requested: list[str], world: World) -> list[str]:
-    """The requested sections (75%), or one dropped, one added, or one swapped for another."""
+def _answered_sections(requested: list[str], asked: list[str], world: World) -> list[str]:
+    """The requested sections in house order (72%), in the prompt's order, or one dropped, added or swapped."""
     rng = world.rng
-    if rng.random() < 0.75:
+    roll = rng.random()
+    if roll < 0.72:
         return list(requested)
+    if roll < 0.82 and asked != requested:
+        return list(asked)
     out = list(requested)
     spare = [kind for kind in SECTION_TYPES if kind not in out]  # never empty: at most 9 are requested
     roll = rng.random()
@@ -307,9 +325,28 @@ def _answered_sections(requested: list[str], world: World) -> list[str]:
     return out
 
 
-def _page_prompt(biz: Business, requested: list[str], world: World) -> str:
+#: field conventions the logged model sometimes breaks (the house style is the first of each)
+OFF_STYLE_HEADLINES = ("Welcome to {name}", "{name} | {offer}", "Discover {name}")
+OFF_STYLE_BUTTONS = ("Click here", "Learn more", "Submit", "Go")
+
+
+def _off_style_fields(page: dict[str, Any], biz: Business, world: World) -> dict[str, Any]:
+    """A copy of a house-style page with one field convention broken (headline or a button label)."""
     rng = world.rng
-    asks = [rng.choice(SECTION_ASKS[kind]) for kind in requested]
+    page = json.loads(json.dumps(page))
+    by_type = {section["type"]: section["content"] for section in page["sections"]}
+    if "cta" in by_type and rng.random() < 0.4:
+        by_type["cta"]["button"]["label"] = rng.choice(OFF_STYLE_BUTTONS)
+    elif rng.random() < 0.5:
+        by_type["hero"]["headline"] = rng.choice(OFF_STYLE_HEADLINES).format(name=biz.name, offer=biz.offer)
+    else:
+        by_type["hero"]["cta"]["label"] = rng.choice(OFF_STYLE_BUTTONS)
+    return page
+
+
+def _page_prompt(biz: Business, asked: list[str], world: World) -> str:
+    rng = world.rng
+    asks = [rng.choice(SECTION_ASKS[kind]) for kind in asked]
     wanted = ", ".join(asks[:-1]) + f" and {asks[-1]}"
     ask = rng.randrange(4)
     if ask == 0:
@@ -330,21 +367,24 @@ def _page_prompt(biz: Business, requested: list[str], world: World) -> str:
 def page_generation(world: World, org: Org, t0: float) -> Iterator[tuple[dict, list[dict]]]:
     biz = Business(world)
     requested = _requested_sections(world)
-    messages = [{"role": "user", "content": _page_prompt(biz, requested, world)}]
+    asked = list(requested)  # people list sections in any order; the house order is fixed
+    world.rng.shuffle(asked)
+    messages = [{"role": "user", "content": _page_prompt(biz, asked, world)}]
     context = {"industry": biz.industry, "location": biz.location, "requested_sections": requested}
     if world.rng.random() < 0.5:
         context["retrieved_patterns"] = world.rng.sample(
             ("sailing-school", "cafe-website", "vacation-rental", "saas-landing", "portfolio", "clinic"), 2
         )
     user, conversation, at, made = world.user_id(org), world.conversation_id(), t0, {}
-    fixed = json.dumps(make_page(biz, requested, world, made), ensure_ascii=False)  # what the person saves
+    house = make_page(biz, requested, world, made)
+    fixed = json.dumps(house, ensure_ascii=False)  # what the person saves: the house style
     for _attempt in range(3):  # a regenerated answer is asked again in the same conversation
-        answered = _answered_sections(requested, world)
-        response, valid = _answer_json(make_page(biz, answered, world, made), world)
-        quality = "broken" if not valid else "good" if answered == requested else "off"
-        if quality == "good":  # a good page still gets a light touch before saving
-            tweak = {**made, "hero": {**made["hero"], "subheadline": f"Since 2014 in {biz.location}."}}
-            fixed = json.dumps(make_page(biz, requested, world, tweak), ensure_ascii=False)
+        answered = _answered_sections(requested, asked, world)
+        page = make_page(biz, answered, world, made)
+        if answered == requested and world.rng.random() < 0.12:
+            page = _off_style_fields(page, biz, world)
+        response, valid = _answer_json(page, world)
+        quality = "broken" if not valid else "good" if page == house else "off"
         ix = world.interaction(
             org,
             at,
@@ -368,7 +408,7 @@ def page_generation(world: World, org: Org, t0: float) -> Iterator[tuple[dict, l
 SECTION_EDITS = {
     "hero": (
         "Make the hero headline punchier",
-        lambda c, w: {**c, "headline": c["headline"].split(":")[0] + " — book today"},
+        lambda c, w: {**c, "headline": c["headline"].split(" — ")[0] + " — book today"},
     ),
     "pricing": (
         "Add an annual plan to pricing",
@@ -416,7 +456,8 @@ def section_edit(world: World, org: Org, t0: float) -> Iterator[tuple[dict, list
         org,
         t0,
         "section_edit",
-        [{"role": "user", "content": ask + "."}],
+        # the editor sends the section being edited with the request, so the answer can be learnt
+        [{"role": "user", "content": f"{ask}.\nCurrent section: {json.dumps(section, ensure_ascii=False)}"}],
         response,
         user_id=world.user_id(org),
         model=MODEL,
