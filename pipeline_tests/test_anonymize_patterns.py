@@ -134,6 +134,9 @@ FINDS = [
         "ADDRESS",
         "Achter de Kerk 7\n8783LT Lollum",
     ),
+    # German streets named by a preposition: with house number, postcode and town
+    (patterns.find_addresses, "Wir sind Am Markt 111, 50667 Köln.", "ADDRESS", "Am Markt 111, 50667 Köln"),
+    (patterns.find_addresses, "see An der Alster 12, 20099 Hamburg soon", "ADDRESS", "An der Alster 12, 20099 Hamburg"),
     (patterns.find_key_values, 'event=x name="Maren Holt" ip=1.2.3.4', "PERSON", "Maren Holt"),
     (
         patterns.find_key_values,
@@ -160,6 +163,7 @@ NOT_FOUND = [
     (patterns.find_addresses, "Totals\nSummer sale\n2024 Results\n"),  # no street, and no name above it
     (patterns.find_addresses, "I moved it to the park in 2024, c. 1900 houses."),
     (patterns.find_key_values, "note: remember the launch, level=info"),
+    (patterns.find_addresses, "Im Jahr 2020 waren es 12000 Leute, am Ende 3 Tage."),
 ]
 
 

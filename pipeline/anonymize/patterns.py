@@ -364,6 +364,13 @@ ADDRESS_PATTERNS = (
         + _UNIT
         + _TOWN
     ),
+    # Am Markt 3, 50667 Köln / An der Alster 12, 20099 Hamburg / Zur Post 1, 6020 Innsbruck: German streets
+    # named by a preposition and a noun; only with the house number *and* the postcode and town, since
+    # "Im Jahr 2020" or "Am Ende 3 Tage" are not streets
+    re.compile(
+        rf"(?<![\w-])(?:Am|Im|Zum|Zur|Beim|(?:An|Auf|In|Unter|Hinter|Vor|Über) (?:der|den|dem))[ \t]+{_CAP}"
+        rf"(?:[ -]{_CAP}){{0,2}}[ \t]+{_NUM},?[ \t]+\d{{4,5}}[ \t]+{_CITY}"
+    ),
     # Hauptstraße 12, Fechnergasse 2/5, Kerkstraat 12, Storgatan 5, Degnemosevej 78
     re.compile(rf"(?<![\w-])[{_UP}][\w'’-]*?{_ENDINGS},?[ \t]*{_NUM}" + _UNIT + _TOWN),
     re.compile(rf"(?<![\w-])[^\W\d_][\w'’-]*?{_STRONG_ENDINGS},?[ \t]*{_NUM}" + _UNIT + _TOWN),
