@@ -140,7 +140,7 @@ def test_a_candidate_trained_on_shuffled_labels_is_refused_with_the_reason(insta
 
 @pytest.mark.slow
 def test_a_well_trained_candidate_is_promoted_as_challenger_then_kept_when_not_better(instance, store_url):
-    version_with_items(instance, "v-good", n_train=240, n_valid=40)
+    version_with_items(instance, "v-good", n_train=160, n_valid=40)
     assert dg.materialize([fine_tune_job], partition_key=TARGET, resources=resources(store_url), instance=instance,
                           raise_on_error=False).success
     result = judge(instance, store_url, assets=(evaluated_model, production_model))

@@ -1,70 +1,52 @@
-"""Embedding triplets shaped like the signal-relevance demo: a query, a saved chunk, a skipped chunk.
+"""Embedding triplets from the signal-relevance world: a listener's query, a saved chunk, a skipped chunk.
 
-A listener asks about a topic; the transcript chunk they saved talks about it in other words, the
-chunk they skipped is a sponsor read, banter, or a chunk about a neighbouring topic. Deterministic
-for a seed. Used by `bench/st_training.py` and the sentence-transformers tests.
+The same latent rule as `pipeline.synth.signals` (its docstring states it): the positive is a
+concrete chunk on the asked topic (a named tactic and a measured result), the negative is what
+listeners skip — mostly vague on-topic talk that repeats the topic's words (the hard case: an
+off-the-shelf embedding ranks it *above* the saved chunk), else a concrete chunk about another
+topic, banter or a sponsor read. Texts are composed from the generator's parts, so rows barely
+repeat. Deterministic for a seed. Used by `bench/st_training.py` and the sentence-transformers tests.
 """
 
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
-TOPICS = {
-    "pricing": ("raising prices", "the annual plan discount", "charging per seat", "a usage-based tier"),
-    "hiring": ("the first sales hire", "interview loops", "hiring engineers remotely", "a bad senior hire"),
-    "fundraising": ("the seed round", "a term sheet", "talking to angel investors", "bridge financing"),
-    "churn": ("customers cancelling", "the onboarding drop-off", "win-back emails", "net revenue retention"),
-    "marketing": ("the podcast ads", "cold outbound email", "SEO content", "a launch on social media"),
-    "product": ("the roadmap", "cutting features", "user interviews", "the beta programme"),
-    "infrastructure": ("the database migration", "cloud costs", "an outage last spring", "on-call rotations"),
-    "culture": ("the four-day week", "writing things down", "team offsites", "giving feedback"),
-    "sales": ("enterprise deals", "the pilot contract", "procurement delays", "a champion leaving"),
-    "ai": ("fine-tuning a model", "evaluating the assistant", "prompt regressions", "labelling data"),
-}
-QUERY = (
-    "what did they say about {x}",
-    "advice on {x}",
-    "the part about {x}",
-    "how they handled {x}",
-    "{x} lessons",
-)
-SAVED = (
-    "So when we got to {x}, the honest answer is we had no playbook and had to learn it from our own numbers.",
-    "The thing nobody tells you about {x} is that it takes twice as long as you plan for.",
-    "We changed our mind on {x} after talking to about twenty customers in one month.",
-    "My advice on {x}: write down what you expect before you start, then compare.",
-    "Looking back, {x} was the decision that mattered most that year.",
-)
-SKIPPED = (
-    "This episode is brought to you by our sponsor; use the code in the show notes for a discount.",
-    "Before we start, thanks to everyone who left a review, it really helps the show.",
-    "Anyway, we should probably talk about the weather, it has been raining all week here.",
-    "Ha, I still cannot believe you brought the wrong microphone again.",
-    "That reminds me of the time we got lost on the way to the conference.",
-    "We will get to {x} after the break, but first a word from our sponsor.",
-    "Quick note: our newsletter has a whole section on {x}, link in the description.",
-    "If you want more on {x}, leave a comment and we might do a whole episode on it.",
-)
+from pipeline.synth import signals
+from pipeline.synth.world import World
+
+#: negative kind -> weight; vague on-topic talk is what the base model gets wrong
+NEGATIVE_KINDS = {"vague": 70, "off_topic": 12, "banter": 9, "ad": 9}
+
+
+def _query(world: World, topic: signals.Topic) -> str:
+    rng = world.rng
+    return rng.choice(signals.QUERIES).format(
+        topic=topic.name, aspect=rng.choice(topic.aspects), episode=f"Ep. {rng.randint(12, 240)}",
+        guest="the guest", podcast=rng.choice(signals.PODCASTS), number=rng.randint(12, 240),
+    )
+
+
+def _negative(world: World, topic: signals.Topic) -> str:
+    kind = world.pick(NEGATIVE_KINDS)
+    if kind == "vague":
+        return " ".join(signals.vague_sentence(world, topic) for _ in range(world.rng.randint(1, 2)))
+    if kind == "off_topic":
+        other = world.rng.choice([t for t in signals.TOPICS.values() if t is not topic])
+        return signals.concrete_sentence(world, other)
+    return signals.ad_read(world) if kind == "ad" else signals.banter(world)
 
 
 def make_signal_triplets(n: int, seed: int = 0) -> list[dict[str, str]]:
-    """`n` (anchor, positive, negative) triplets; half the negatives are chunks about another topic."""
-    rng = random.Random(seed)
-    phrases = [(topic, phrase) for topic, items in TOPICS.items() for phrase in items]
+    """`n` (anchor, positive, negative) triplets, topics in turn."""
+    world = World(seed)
+    topics = list(signals.TOPICS.values())
     rows = []
     for i in range(n):
-        topic, phrase = phrases[i % len(phrases)]
-        anchor = rng.choice(QUERY).format(x=phrase)
-        positive = rng.choice(SAVED).format(x=phrase)
-        if rng.random() < 0.5:
-            _, other = rng.choice([p for p in phrases if p[0] != topic])
-            negative = rng.choice(SAVED).format(x=other)
-        else:
-            negative = rng.choice(SKIPPED).format(x=phrase)  # mentions the topic, says nothing about it
-        # a per-row episode tag keeps texts distinct, as real transcript chunks are
-        rows.append({"anchor": anchor, "positive": f"{positive} (episode {i})", "negative": f"{negative} (ep. {i})"})
+        topic = topics[i % len(topics)]
+        rows.append({"anchor": _query(world, topic), "positive": signals.concrete_sentence(world, topic),
+                     "negative": _negative(world, topic)})
     return rows
 
 

@@ -292,13 +292,13 @@ def vague_sentence(world: World, topic: Topic) -> str:
     return text if text.endswith((".", "?")) else text + "."
 
 
-def _banter(world: World) -> str:
+def banter(world: World) -> str:
     rng = world.rng
     return rng.choice(BANTER).format(noise=rng.choice(NOISES), tech=rng.choice(TECH), aside=rng.choice(ASIDES),
                                      cta=rng.choice(CTAS))
 
 
-def _ad(world: World) -> str:
+def ad_read(world: World) -> str:
     rng = world.rng
     code = "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(rng.randint(4, 7)))
     return rng.choice(ADS).format(sponsor=rng.choice(SPONSORS), code=code, pct=rng.choice((10, 15, 20, 25, 30, 40)),
@@ -317,9 +317,9 @@ def _chunk(world: World, kind: str, topic: Topic, guest: str, host: str) -> str:
     elif kind == "vague":
         lines = [vague_sentence(world, topic) for _ in range(rng.randint(1, 3))]
     elif kind == "ad":
-        lines = [_ad(world)]
+        lines = [ad_read(world)]
     else:
-        lines = [_banter(world)]
+        lines = [banter(world)]
         if rng.random() < 0.5:
             lines.append(vague_sentence(world, topic))
     speaker = guest if rng.random() < 0.7 else host
