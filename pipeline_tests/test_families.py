@@ -19,6 +19,9 @@ from pipeline.core.resources import StoreResource
 from pipeline.core.store import Store
 from pipeline.core.targets import TargetsFileError, parse_targets, resolve_target
 from pipeline.defs.partitions import TARGET_PARTITIONS
+from pipeline.evaluation.decision import Decision
+from pipeline.serving import production
+from pipeline.serving.rollout import ModelRef, base_ref, rollout_path
 from pipeline_tests.curation_helpers import insert_accepted, record
 from pipeline_tests.ingest_helpers import jsonl, organization
 
@@ -255,6 +258,12 @@ def test_the_sensor_grows_the_partitions_skips_when_nothing_changed_and_retires_
 
     for key in ("paid_family/org_alpha", "chat_family/org_alpha", "chat_family/org_beta"):
         registry.record_job(world["store"], job(f"j-{key}", "succeeded"), request(target=key))
+    # org_beta's chat model serves as champion, another as challenger: both stop when org_beta leaves
+    beta = TARGETS["chat_family"].member("org_beta")
+    trained = ModelRef("/models/beta-v1", "huggingface", job_id="j-chat_family/org_beta", dataset_version="v1")
+    production.record_decision(world["store"], beta, Decision("promote_champion", "better"), candidate=trained, by="t")
+    production.record_decision(world["store"], beta, Decision("promote_challenger", "canary", challenger_share=0.1),
+                               candidate=ModelRef("/models/beta-v2", "huggingface", job_id="j2"), by="t")
     import_orgs(world["store"], organization("org_alpha", plan="free"),  # left the plan
                 organization("org_beta", opt_out=True, plan="enterprise"))  # opted out
     third = tick(world, second.cursor)
@@ -265,6 +274,15 @@ def test_the_sensor_grows_the_partitions_skips_when_nothing_changed_and_retires_
     assert "opted out" in rows["chat_family/org_beta"]["retired_reason"]
     assert rows["chat_family/org_alpha"]["retired_at"] is None  # still a member of the family without plans
     assert registry.find_job(world["store"], "paid_family/org_alpha", "v1") is None  # never re-attached
+    served = production.current(world["store"], "chat_family/org_beta")
+    assert served.champion == base_ref(beta) and served.challenger is None
+    last = production.history(world["store"], "chat_family/org_beta", limit=1)[0]
+    assert last["action"] == "retire" and "opted out" in last["reason"] and last["model"] == "/models/beta-v1"
+    on_disk = json.loads(rollout_path("chat_family/org_beta").read_text(encoding="utf-8"))
+    assert on_disk["champion"]["model"] == "some/model" and on_disk["challenger"] is None
+    assert production.current(world["store"], "paid_family/org_alpha") is None  # never served: nothing to retire
+    tick(world, third.cursor)
+    assert len(production.history(world["store"], "chat_family/org_beta")) == 4  # base, promote x2, retire once
 
 
 def test_the_demo_helper_is_idempotent(world):
@@ -382,3 +400,14 @@ def test_a_member_key_with_a_slash_works_from_the_dagster_cli(world, tmp_path, m
             env={**os.environ, "DAGSTER_HOME": str(home)},
         )
         assert unknown.returncode != 0  # not a member: Dagster itself refuses the key
+
+
+def test_status_without_a_target_lists_each_member_not_the_family(world):
+    from pipeline.serving.commands import _target_names, status
+
+    names = _target_names(world["store"], None)
+    assert names == ["chat_family/org_alpha", "chat_family/org_beta", "chat_family/org_gamma", "fixed",
+                     "paid_family/org_alpha", "paid_family/org_beta"]
+    rows = status(world["store"], names)["targets"]
+    assert rows["chat_family/org_beta"]["champion"]["model"] == "some/model"  # the family's base model serves
+    assert all(row["champion"] for row in rows.values())

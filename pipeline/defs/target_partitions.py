@@ -3,7 +3,7 @@
 `sync_target_partitions(instance, store)` plans (`pipeline/core/families.py`) from what the store
 says about each tenant (`pipeline/curation/tenants.py`) and applies the plan: new keys are added,
 keys of tenants that no longer qualify are deleted, and the models of tenants that left (opted out,
-left the plan) are marked retired in the model registry. `target_partitions_sensor` runs it on a
+left the plan) are marked retired in the model registry and their rollout goes back to the base model. `target_partitions_sensor` runs it on a
 timer, skipping the work when neither the data nor the targets file changed since its last tick.
 """
 
@@ -25,9 +25,11 @@ def sync_target_partitions(instance: dg.DagsterInstance, store, targets=None) ->
 
     Idempotent: a second call with nothing changed adds, removes and retires nothing.
     """
-    from pipeline.core.targets import load_targets
+    from pipeline.core.targets import MEMBER_SEPARATOR, load_targets
     from pipeline.curation.tenants import tenant_stats
     from pipeline.finetune import registry
+    from pipeline.serving import production
+    from pipeline.serving.rollout import base_ref
 
     targets = load_targets() if targets is None else targets
     current = instance.get_dynamic_partitions(TARGET_PARTITIONS)
@@ -36,6 +38,10 @@ def sync_target_partitions(instance: dg.DagsterInstance, store, targets=None) ->
         instance.add_dynamic_partitions(TARGET_PARTITIONS, sorted(plan.add))
     for key, reason in sorted(plan.retire.items()):
         registry.retire_models(store, key, reason)
+        family = targets.get(key.partition(MEMBER_SEPARATOR)[0])
+        if family is not None:  # the family's base model serves the tenant's users from now on
+            production.retire(store, key, base_ref(family), by="target_partitions_sensor",
+                              reason=f"tenant retired: {reason}")
     for key in sorted({*plan.remove, *plan.retire}):
         if key in current:
             instance.delete_dynamic_partition(TARGET_PARTITIONS, key)
@@ -62,7 +68,8 @@ def _fingerprint(store) -> dict:
     minimum_interval_seconds=int(os.environ.get("FLYWHEEL_PARTITIONS_SYNC_SECONDS", DEFAULT_SYNC_SECONDS)),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Keeps the training_targets partitions in step with targets.yaml and the tenants: adds tenants that "
-                "qualify for a family, removes those that no longer do, retires the models of tenants that left.",
+                "qualify for a family, removes those that no longer do, retires the models of tenants that left "
+                "(their rollout goes back to the base model).",
 )
 def target_partitions_sensor(context: dg.SensorEvaluationContext, store: StoreResource) -> dg.SensorResult:
     db = store.get()

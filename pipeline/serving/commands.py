@@ -70,16 +70,21 @@ def status(store, names: list[str]) -> dict[str, Any]:
 
 
 def _target_names(store, only: str | None) -> list[str]:
+    """Every fixed target, every family member whose tenant qualifies now, and whatever else ever served."""
     import sqlalchemy as sa
 
+    from pipeline.core.families import plan_partitions
     from pipeline.core.store import rollouts
     from pipeline.core.targets import load_targets
+    from pipeline.curation.tenants import tenant_stats
 
     if only:
         return [only]
+    targets = load_targets()
+    members = plan_partitions(targets, tenant_stats(store, targets), current=()).add
     with store.engine.connect() as conn:
         served = {row.target for row in conn.execute(sa.select(rollouts.c.target))}
-    return sorted(set(load_targets()) | served)
+    return sorted(set(members) | served)
 
 
 def _print_status(data: dict[str, Any]) -> None:

@@ -2,14 +2,16 @@
 
 Two tables in the store (SQLite or Postgres, the same code): `fw_rollouts`, one row per target
 with the champion, the challenger and its share; `fw_production_history`, one row per action —
-`promote_challenger`, `promote_champion`, `rollback`, `keep`, `base` — with the model it concerns,
+`promote_challenger`, `promote_champion`, `rollback`, `keep`, `base`, `retire` — with the model it concerns,
 its evaluation and metrics, the state after it, when, by whom and why. Rows are only ever added.
 Each change is one transaction (the history row and the new state together); then the rollout file
 the product reads (`pipeline.serving.rollout`) is rewritten atomically from it.
 
 The champion is the base model until a candidate is promoted (`ensure_serving`). A rollback removes
 the challenger if there is one; otherwise it puts back the champion that served before the current
-one (rollbacks unwind promotions in order, like a stack), and says so when there is none.
+one (rollbacks unwind promotions in order, like a stack), and says so when there is none. When a
+family member's tenant leaves (opts out, leaves the plan), `retire` puts the base model back: a model
+trained on a tenant's data stops serving once that tenant has withdrawn.
 """
 
 from __future__ import annotations
@@ -29,11 +31,11 @@ from pipeline.serving.rollout import ModelRef, Rollout, base_ref, rollout_path, 
 
 __all__ = [
     "ACTIONS", "ModelRef", "NothingToRollBack", "base_ref", "current", "ensure_serving", "history",
-    "record_decision", "rollback", "sync_rollout_file",
+    "record_decision", "retire", "rollback", "sync_rollout_file",
 ]
 
 RETRIES = 5
-ACTIONS = ("promote_challenger", "promote_champion", "rollback", "keep", "base")
+ACTIONS = ("promote_challenger", "promote_champion", "rollback", "keep", "base", "retire")
 State = tuple[ModelRef, ModelRef | None, float]
 
 
@@ -275,3 +277,20 @@ def rollback(store: Store, target: Any, *, by: str, reason: str) -> Rollout:
         return (ModelRef.from_dict(stack[-2]), None, 0.0), champion
 
     return _apply(store, target, "rollback", transition, by=by, reason=reason)
+
+
+def retire(store: Store, target: str, base: ModelRef, *, by: str, reason: str) -> Rollout | None:
+    """`base` (the family's base model) serves again and the challenger is dropped; one `retire` row.
+
+    None when nothing ever served `target`; retiring twice records once.
+    """
+    if current(store, target) is None:
+        return None
+
+    def transition(state: State, before: Rollout | None) -> tuple[State, ModelRef | None] | None:
+        champion, challenger, _share = state
+        if champion == base and challenger is None:
+            return None  # already back on the base model
+        return (base, None, 0.0), champion
+
+    return _apply(store, target, "retire", transition, by=by, reason=reason)

@@ -143,7 +143,7 @@ def rollouts_dir(home: Path | None = None) -> Path:
 
 
 def rollout_path(target: str, home: Path | None = None) -> Path:
-    """`FLYWHEEL_HOME/rollouts/<target>.json`."""
+    """`FLYWHEEL_HOME/rollouts/<target>.json` (`rollouts/<family>/<org_id>.json` for a family member)."""
     return rollouts_dir(home) / f"{target}.json"
 
 
@@ -152,6 +152,7 @@ def write_rollout_file(rollout: Rollout, home: Path | None = None) -> Path:
     from pipeline.core.artifacts import write_atomic
 
     path = rollout_path(rollout.target, home)
+    path.parent.mkdir(parents=True, exist_ok=True)  # a family member's file sits in its family's folder
     write_atomic(path, json.dumps(rollout.as_dict(), indent=2, sort_keys=True) + "\n")
     return path
 
