@@ -24,6 +24,9 @@ from typing import Any
 LOCAL_BACKENDS = ("huggingface", "sentence_transformers")
 #: The steps' own INFO lines (counts, what was dropped and why) without Dagster's DEBUG event stream.
 RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+#: the demo's small evaluation of language-model targets (CPU generation is ~0.3 s a step): a look at the
+#: machinery, not a verdict — fewer items than gates.min_eval_items, so such a candidate is never promoted
+DEMO_LM_EVALUATION = {"max_items": 8, "max_new_tokens": 64}
 
 
 def _instance():
@@ -172,9 +175,13 @@ def _evaluate(train_job, instance, name: str) -> dict[str, Any]:
     """`evaluated_model` then `production_model` for a target whose job succeeded; a refusal is a decision, not an error."""
     import dagster as dg
 
+    from pipeline.core.targets import get_target
+
     began = time.monotonic()
+    limits = DEMO_LM_EVALUATION if get_target(name).backend == "huggingface" else {}
+    run_config = {**RUN_CONFIG, "ops": {"evaluated_model": {"config": limits}}}
     result = train_job.execute_in_process(
-        instance=instance, partition_key=name, raise_on_error=False, run_config=RUN_CONFIG,
+        instance=instance, partition_key=name, raise_on_error=False, run_config=run_config,
         asset_selection=[dg.AssetKey("evaluated_model"), dg.AssetKey("production_model")],
     )
     meta = _materialized(result)

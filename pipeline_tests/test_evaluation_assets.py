@@ -152,3 +152,15 @@ def test_a_well_trained_candidate_is_promoted_as_challenger_then_kept_when_not_b
     assert served["challenger_share"] == pytest.approx(0.1) and served["challenger"] == m["candidate_model"]
     rollout = production.current(Store(store_url), TARGET)
     assert rollout.challenger.job_id == m["candidate_job_id"] and rollout.champion.is_base
+
+
+def test_a_run_can_only_lower_the_targets_evaluation_limits():
+    from pipeline.core.targets import get_target
+    from pipeline.defs.evaluated_model import EvaluationRun, limited
+
+    page = get_target("page_builder")  # gates.max_eval_items 30, evaluation.max_new_tokens 200
+    target, cap, limits = limited(page, EvaluationRun(max_items=8, max_new_tokens=64))
+    assert (cap, target.evaluation.max_new_tokens, limits) == (8, 64, {"max_items": 8, "max_new_tokens": 64})
+    target, cap, limits = limited(page, EvaluationRun(max_items=500, max_new_tokens=4000))
+    assert (cap, target.evaluation.max_new_tokens, limits) == (30, 200, {})
+    assert page.evaluation.max_new_tokens == 200  # the target itself is untouched

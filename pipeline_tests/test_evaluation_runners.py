@@ -114,3 +114,19 @@ def test_hosted_retries_then_records_a_failure_per_item_instead_of_raising(fake_
     assert out.errors == [None] and out.texts == ["q"]  # two 500s retried, the third call answered
     out = hosted.chat(_client(fake_openai), items, role="candidate", model="ft:gpt-4.1-mini-2025-04-14:org:x:gone", concurrency=1)
     assert out.texts == [""] and "404" in out.errors[0] and out.call_summary()["errors"] == 1
+
+
+def test_a_base_model_in_two_roles_runs_once(monkeypatch):
+    """The first time, the champion is the base model: named `pkg:` as the base and by its path as champion."""
+    from pipeline.core.targets import get_target
+    from pipeline.evaluation import evaluate
+    from pipeline.evaluation.contenders import Contender, base_contender
+
+    target = get_target("page_builder")
+    base = base_contender(target)
+    champion = Contender(role="champion", backend=target.backend, model=resolve_base_model(target.base_model))
+    candidate = Contender(role="candidate", backend=target.backend, model="/models/x", local_path="/models/x", job_id="j")
+    calls = []
+    monkeypatch.setattr(evaluate, "run_model", lambda target, contender, items, **k: calls.append(contender.role) or contender.role)
+    out = evaluate.run_models(target, [base, champion, candidate], [])
+    assert calls == ["base", "candidate"] and out == {"base": "base", "champion": "base", "candidate": "candidate"}

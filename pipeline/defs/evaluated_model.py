@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from pipeline.backends.resource import FineTuneBackends
 from pipeline.core.resources import StoreResource
@@ -24,6 +25,26 @@ from pipeline.defs.gate_status import dataset_version_gates
 from pipeline.defs.partitions import target_partitions
 
 CODE_VERSION = "evaluated_model-1"
+
+
+class EvaluationRun(dg.Config):
+    """Limits for one run below the target's own settings (a quick look, the demo); unset: the target's."""
+
+    max_items: int | None = Field(None, ge=2, description="evaluate at most this many items (below gates.max_eval_items)")
+    max_new_tokens: int | None = Field(None, ge=1, description="new tokens per generated answer (below evaluation.max_new_tokens)")
+
+
+def limited(target, run: EvaluationRun) -> tuple[Any, int | None, dict[str, int]]:
+    """(target with the run's token cap, item cap, the limits this run applied) — a run only ever lowers them."""
+    limits: dict[str, int] = {}
+    cap = target.gates.max_eval_items
+    if run.max_items is not None and (cap is None or run.max_items < cap):
+        cap = limits["max_items"] = run.max_items
+    if run.max_new_tokens is not None and run.max_new_tokens < target.evaluation.max_new_tokens:
+        limits["max_new_tokens"] = run.max_new_tokens
+        target = target.model_copy(update={"evaluation": target.evaluation.model_copy(
+            update={"max_new_tokens": run.max_new_tokens})})
+    return target, cap, limits
 
 
 class NotEvaluable(Exception):
@@ -51,7 +72,8 @@ def _latest_job(context: dg.AssetExecutionContext, store) -> dict[str, Any]:
     return row
 
 
-def run_evaluation(context: dg.AssetExecutionContext, db, backends: FineTuneBackends) -> dict[str, Any]:
+def run_evaluation(context: dg.AssetExecutionContext, db, backends: FineTuneBackends,
+                   run: EvaluationRun | None = None) -> dict[str, Any]:
     """The evaluation report of this partition's latest succeeded job (pure steps in pipeline.evaluation)."""
     from pipeline.core.artifacts import read_manifest
     from pipeline.evaluation.contenders import base_contender, job_contender, ref_contender
@@ -61,13 +83,14 @@ def run_evaluation(context: dg.AssetExecutionContext, db, backends: FineTuneBack
     from pipeline.evaluation.report import comparison_dict
     from pipeline.serving import production
 
-    target = get_target(context.partition_key)
+    target, cap, limits = limited(get_target(context.partition_key), run or EvaluationRun())
     row = _latest_job(context, db)
     candidate = job_contender(row)
     report: dict[str, Any] = {
         "evaluation_id": f"eval-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}",
         "target": target.name, "kind": target_kind(target), "candidate": candidate.as_dict(),
         "run_id": context.run_id, "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "run_limits": limits,
     }
     refusal = dataset_version_gates(context.instance, context.partition_key, str(row["dataset_version"]))
     report["upstream_gates"] = {"passed": refusal is None, "reason": refusal}
@@ -81,7 +104,7 @@ def run_evaluation(context: dg.AssetExecutionContext, db, backends: FineTuneBack
     eval_set = gates.eval_set_path()
     items = evaluation_items(read_manifest(context.partition_key, str(row["dataset_version"])), method=target.method,
                              eval_set=str(eval_set) if eval_set else None, eval_set_mode=gates.eval_set_mode,
-                             cap=gates.max_eval_items, seed=gates.seed)
+                             cap=cap, seed=gates.seed)
     if len(items) < 2:
         return {**report, "status": "not_evaluated",
                 "reason": f"{len(items)} evaluation item(s): too few to judge; add data or a frozen gates.eval_set"}
@@ -119,13 +142,14 @@ def run_evaluation(context: dg.AssetExecutionContext, db, backends: FineTuneBack
     owners=["team:ml-platform"],
     code_version=CODE_VERSION,
 )
-def evaluated_model(context: dg.AssetExecutionContext, store: StoreResource, backends: FineTuneBackends) -> dg.MaterializeResult:
+def evaluated_model(context: dg.AssetExecutionContext, config: EvaluationRun, store: StoreResource,
+                    backends: FineTuneBackends) -> dg.MaterializeResult:
     """The newest trained model against the champion and base on held-out items, with paired bootstrap intervals."""
     from pipeline.core.artifacts import evaluations_dir, write_atomic
     from pipeline.evaluation import report as render
 
     try:
-        report = run_evaluation(context, store.get(), backends)
+        report = run_evaluation(context, store.get(), backends, config)
     except NotEvaluable as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     path = evaluations_dir(context.partition_key) / f"{report['evaluation_id']}.json"
@@ -138,6 +162,8 @@ def evaluated_model(context: dg.AssetExecutionContext, store: StoreResource, bac
         "candidate_model": dg.MetadataValue.text(report["candidate"]["model"]),
         "dataset_version": dg.MetadataValue.text(str(report["candidate"]["dataset_version"])),
     }
+    if report["run_limits"]:
+        metadata["run_limits"] = dg.MetadataValue.json(report["run_limits"])
     if report["status"] != "evaluated":
         metadata["reason"] = dg.MetadataValue.text(report["reason"])
         context.log.warning(f"{context.partition_key}: not evaluated: {report['reason']}")

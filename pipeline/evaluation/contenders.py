@@ -26,8 +26,15 @@ class Contender:
 
     @property
     def identity(self) -> tuple[str, str, str | None]:
-        """What makes two contenders the same model (their outputs would be the same)."""
-        return (self.backend, self.model, self.local_path)
+        """What makes two contenders the same model (their outputs would be the same).
+
+        A packaged base model is named `pkg:...` as the base and by its resolved path as a champion
+        that is the base model: both are the same files, so it runs once.
+        """
+        from pipeline.backends.packaged_models import is_packaged, resolve_base_model
+
+        model = resolve_base_model(self.model) if is_packaged(self.model) else self.model
+        return (self.backend, model, self.local_path)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,6 +58,7 @@ def job_contender(row: dict[str, Any], role: str = "candidate") -> Contender:
         raise FileNotFoundError(f"job {row['job_id']}: model folder {row['result_model']} is gone "
                                 "(was FLYWHEEL_HOME moved or cleaned?)")
     return contender
+
 
 def ref_contender(ref, role: str = "champion") -> Contender:
     """The contender of a serving `ModelRef` (pipeline.serving.rollout): the base model or a trained one."""

@@ -8,8 +8,8 @@ The latent rule (per tenant, so each avatar's model learns a different one): peo
 turns in **their avatar's house style** and thumb down the rest. A reply in style is the
 avatar's opener, advice for the question asked, and its closer:
 
-* Luna (`avatar_luna`) opens with the moon's phase and sign ("Under tonight's waning crescent in
-  Libra, ..."),
+* Luna (`avatar_luna`) opens with the moon's phase and a quiet moment ("Under tonight's waning
+  crescent as the night cools, ..."),
   gives one gentle practice, and ends with "Breathe easy. 🌙";
 * Max (`avatar_max`) opens with "Let's go!", gives exactly one next step with numbers in it
   ("Today: 3 rounds of 12 squats."), and ends with "You've got this! 💪";
@@ -32,8 +32,10 @@ MODEL = "gpt-4o-mini-2024-07-18"
 
 MOON_PHASES = ("new moon", "waxing crescent", "first quarter moon", "waxing gibbous", "full moon",
                "waning gibbous", "last quarter moon", "waning crescent")
-SIGNS = ("Aries", "Taurus", "Gemini", "Cancer", "Leo", "Virgo", "Libra", "Scorpio", "Sagittarius", "Capricorn",
-         "Aquarius", "Pisces")
+#: lower case on purpose: capitalised sign names ("in Libra") read as business names to NER
+MOMENTS = ("with the tide coming in", "as the night cools", "while the house is quiet", "before the stars fade",
+           "with the window open", "at the edge of sleep", "as the kettle cools", "under a clear sky", "after the rain",
+           "while the candles burn low", "as the clouds thin")
 DETAILS = ("again", "since Monday", "every night this week", "before my exam", "after work", "lately",
            "for the third time", "and I don't know why", "since the move", "today")
 
@@ -51,7 +53,7 @@ def _luna(world: World, advice: str, detail: str) -> str:
     rng = world.rng
     echo = rng.choice(("", f"if it has been like this {detail}, ", f"even {detail}, ", "softly now, ", "my dear, ",
                        f"for what you feel {detail}, "))
-    return f"Under tonight's {rng.choice(MOON_PHASES)} in {rng.choice(SIGNS)}, {echo}{advice} Breathe easy. 🌙"
+    return f"Under tonight's {rng.choice(MOON_PHASES)} {rng.choice(MOMENTS)}, {echo}{advice} Breathe easy. 🌙"
 
 
 def _max(world: World, advice: str, detail: str) -> str:
