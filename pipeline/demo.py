@@ -26,7 +26,7 @@ LOCAL_BACKENDS = ("huggingface", "sentence_transformers")
 RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 #: the demo's small evaluation of language-model targets (CPU generation is ~0.3 s a step): a look at the
 #: machinery, not a verdict — fewer items than gates.min_eval_items, so such a candidate is never promoted
-DEMO_LM_EVALUATION = {"max_items": 8, "max_new_tokens": 64}
+DEMO_LM_EVALUATION = {"max_items": 6, "max_new_tokens": 32}
 
 
 def _instance():
@@ -166,8 +166,11 @@ def run_demo(n: int = 3_000, seed: int = 7, job_timeout_s: float = 1_800) -> int
         status = statuses.get(row["job"])
         if status is not None and status.state == "succeeded" and "evaluation" not in row:
             row["evaluation"] = _evaluate(train_job, instance, row["target"])
-    _summary(rows, statuses, time.monotonic() - started)
+    _summary(rows, statuses)
     _decisions(rows)
+    _say(f"\nDone in {(time.monotonic() - started) / 60:.1f} min. Open the UI on the same instance with:  make ui   "
+         "(http://127.0.0.1:3000)")
+    _say("Every run, its metadata and every check result above are there; the job-status sensor polls hosted jobs.")
     return 0 if all(r["ok"] for r in rows) and all(s.state == "succeeded" for s in statuses.values()) else 1
 
 
@@ -219,7 +222,7 @@ def _decisions(rows: list[dict[str, Any]]) -> None:
              f"{e['interval']!s:<40} {e['decision']} ({e['seconds']:.0f} s)")
 
 
-def _summary(rows: list[dict[str, Any]], statuses: dict, seconds: float) -> None:
+def _summary(rows: list[dict[str, Any]], statuses: dict) -> None:
     _say("")
     _say(f"{'target':<32} {'backend':<22} {'examples':>8} {'pairs':>6}  {'dataset version':<18} job")
     for row in rows:
@@ -233,8 +236,6 @@ def _summary(rows: list[dict[str, Any]], statuses: dict, seconds: float) -> None
             job += f" ({status.error.code}: {status.error.message})"
         _say(f"{row['target']:<32} {row['backend']:<22} {row['kept']!s:>8} {row['pairs']!s:>6}  "
              f"{row['version']!s:<18} {job}")
-    _say(f"\nDone in {seconds / 60:.1f} min. Open the UI on the same instance with:  make ui   (http://127.0.0.1:3000)")
-    _say("Every run, its metadata and every check result above are there; the job-status sensor polls hosted jobs.")
 
 
 if __name__ == "__main__":
