@@ -26,22 +26,19 @@ class Contender:
 
     @property
     def identity(self) -> tuple[str, str, str | None]:
-        """What makes two contenders the same model (their outputs would be the same).
-
-        A packaged base model is named `pkg:...` as the base and by its resolved path as a champion
-        that is the base model: both are the same files, so it runs once.
-        """
-        from pipeline.backends.packaged_models import is_packaged, resolve_base_model
-
-        model = resolve_base_model(self.model) if is_packaged(self.model) else self.model
-        return (self.backend, model, self.local_path)
+        """What makes two contenders the same model (their outputs would be the same)."""
+        return (self.backend, self.model, self.local_path)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def base_contender(target: Target) -> Contender:
-    return Contender(role="base", backend=target.backend, model=target.base_model)
+    """The base model, named as the rollout names it (a `pkg:` model by its path), so a champion that is
+    the base model is the same contender and runs once."""
+    from pipeline.serving.rollout import base_ref
+
+    return ref_contender(base_ref(target), "base")
 
 
 def job_contender(row: dict[str, Any], role: str = "candidate") -> Contender:
