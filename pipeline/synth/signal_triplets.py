@@ -20,14 +20,6 @@ from pipeline.synth.world import World
 NEGATIVE_KINDS = {"vague": 70, "off_topic": 12, "banter": 9, "ad": 9}
 
 
-def _query(world: World, topic: signals.Topic) -> str:
-    rng = world.rng
-    return rng.choice(signals.QUERIES).format(
-        topic=topic.name, aspect=rng.choice(topic.aspects), episode=f"Ep. {rng.randint(12, 240)}",
-        guest="the guest", podcast=rng.choice(signals.PODCASTS), number=rng.randint(12, 240),
-    )
-
-
 def _negative(world: World, topic: signals.Topic) -> str:
     kind = world.pick(NEGATIVE_KINDS)
     if kind == "vague":
@@ -45,7 +37,10 @@ def make_signal_triplets(n: int, seed: int = 0) -> list[dict[str, str]]:
     rows = []
     for i in range(n):
         topic = topics[i % len(topics)]
-        rows.append({"anchor": _query(world, topic), "positive": signals.concrete_sentence(world, topic),
+        rng = world.rng
+        anchor = signals.query_text(world, topic, episode=f"Ep. {rng.randint(12, 240)}", guest="the guest",
+                                    podcast=rng.choice(signals.PODCASTS), number=rng.randint(12, 240))
+        rows.append({"anchor": anchor, "positive": signals.concrete_sentence(world, topic),
                      "negative": _negative(world, topic)})
     return rows
 

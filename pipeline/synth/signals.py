@@ -336,6 +336,13 @@ def _chunk(world: World, kind: str, topic: Topic, guest: str, host: str) -> str:
     return text
 
 
+def query_text(world: World, topic: Topic, *, episode: str, guest: str, podcast: str, number: int) -> str:
+    """What a listener types: one of `QUERIES` about the topic or one of its aspects."""
+    rng = world.rng
+    return rng.choice(QUERIES).format(topic=topic.name, aspect=rng.choice(topic.aspects), episode=episode,
+                                      guest=guest, podcast=podcast, number=number)
+
+
 def episode(world: World, org: Org, t0: float) -> Iterator[tuple[dict, list[dict]]]:
     """One listening session: a query, then 2..8 surfaced chunks, each saved, snipped or skipped."""
     rng, pii = world.rng, world.pii
@@ -344,8 +351,7 @@ def episode(world: World, org: Org, t0: float) -> Iterator[tuple[dict, list[dict
     guest, host = pii("person"), pii("person")
     number = rng.randint(12, 240)
     episode_title = f"Ep. {number}: {guest} on {topic.name}"
-    query = rng.choice(QUERIES).format(topic=topic.name, aspect=rng.choice(topic.aspects), episode=episode_title,
-                                       guest=guest, podcast=podcast, number=number)
+    query = query_text(world, topic, episode=episode_title, guest=guest, podcast=podcast, number=number)
     if rng.random() < 0.6:
         query = query[:-1] + rng.choice(AUDIENCES) + query[-1]
     messages = [{"role": "user", "content": query}]
