@@ -116,6 +116,7 @@ def run_demo(n: int = 3_000, seed: int = 7, job_timeout_s: float = 1_800) -> int
         _say(f"        − {key}: {reason}")
 
     train_job = defs.resolve_job_def("train_target_job")
+    judge_job = defs.resolve_job_def("evaluate_and_promote_job")  # what evaluate_and_promote does under the daemon
     openai_ready = bool(os.environ.get("OPENAI_API_KEY"))
     rows = []
     for name in plan.members:
@@ -149,7 +150,7 @@ def run_demo(n: int = 3_000, seed: int = 7, job_timeout_s: float = 1_800) -> int
         for line in failed:
             _say(f"        ✗ {line}")
         if rows[-1]["status"] == "succeeded":
-            rows[-1]["evaluation"] = _evaluate(train_job, instance, name)
+            rows[-1]["evaluation"] = _evaluate(judge_job, instance, name)
 
     from pipeline.finetune import registry
     from pipeline.finetune.jobs_cli import resolved_backends
@@ -165,7 +166,7 @@ def run_demo(n: int = 3_000, seed: int = 7, job_timeout_s: float = 1_800) -> int
     for row in rows:  # a hosted job that ended while we waited is judged now
         status = statuses.get(row["job"])
         if status is not None and status.state == "succeeded" and "evaluation" not in row:
-            row["evaluation"] = _evaluate(train_job, instance, row["target"])
+            row["evaluation"] = _evaluate(judge_job, instance, row["target"])
     _summary(rows, statuses)
     _decisions(rows)
     _say(f"\nDone in {(time.monotonic() - started) / 60:.1f} min. Open the UI on the same instance with:  make ui   "
@@ -174,19 +175,16 @@ def run_demo(n: int = 3_000, seed: int = 7, job_timeout_s: float = 1_800) -> int
     return 0 if all(r["ok"] for r in rows) and all(s.state == "succeeded" for s in statuses.values()) else 1
 
 
-def _evaluate(train_job, instance, name: str) -> dict[str, Any]:
+def _evaluate(judge_job, instance, name: str) -> dict[str, Any]:
     """`evaluated_model` then `production_model` for a target whose job succeeded; a refusal is a decision, not an error."""
-    import dagster as dg
 
     from pipeline.core.targets import get_target
 
     began = time.monotonic()
     limits = DEMO_LM_EVALUATION if get_target(name).backend == "huggingface" else {}
     run_config = {**RUN_CONFIG, "ops": {"evaluated_model": {"config": limits}}}
-    result = train_job.execute_in_process(
-        instance=instance, partition_key=name, raise_on_error=False, run_config=run_config,
-        asset_selection=[dg.AssetKey("evaluated_model"), dg.AssetKey("production_model")],
-    )
+    result = judge_job.execute_in_process(instance=instance, partition_key=name, raise_on_error=False,
+                                          run_config=run_config)
     meta = _materialized(result)
     evaluation = meta.get("evaluated_model", {})
     _passed, failed = _checks(result)

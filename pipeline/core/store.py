@@ -425,14 +425,21 @@ class Store:
         tenants: Iterable[str] | None = None,
         exclude_tenants: Iterable[str] = (),
         batch_size: int = 5_000,
+        since_seq: int | None = None,
+        through_seq: int | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """Accepted interactions of these tasks (and tenants), in batches of decoded records.
 
         Each record is the validated interaction (`contract.validate_interaction`) with
         `"feedback"`: its validated feedback events sorted by `occurred_at`. Filtering happens in
-        SQL, so a per-tenant target never even reads another tenant's rows.
+        SQL, so a per-tenant target never even reads another tenant's rows. `since_seq` and
+        `through_seq` keep only rows accepted (or updated by new feedback) in `(since_seq, through_seq]`.
         """
         query = sa.select(accepted.c.id).where(accepted.c.task.in_(list(tasks)))
+        if since_seq is not None:
+            query = query.where(accepted.c.accepted_seq > since_seq)
+        if through_seq is not None:
+            query = query.where(accepted.c.accepted_seq <= through_seq)
         if tenants is not None:
             query = query.where(accepted.c.org_id.in_(list(tenants)))
         excluded = list(exclude_tenants)
@@ -473,6 +480,11 @@ class Store:
     def opted_out_orgs(self) -> set[str]:
         """Tenants whose `training_opt_out` is true in the source (malformed rows count as opted out)."""
         return {org for org, profile in self.organization_profiles().items() if profile.training_opt_out}
+
+    def accepted_through(self) -> int:
+        """The highest `accepted_seq` so far (0 for an empty store): the watermark of what a stage has read."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(accepted.c.accepted_seq))).scalar() or 0)
 
     def accepted_counts(self, tasks: Iterable[str]) -> dict[str, int]:
         """Accepted interactions of these tasks per tenant (one GROUP BY)."""

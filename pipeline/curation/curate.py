@@ -70,6 +70,8 @@ class CurationReport:
     pairs_path: Path | None = None
     #: wall seconds per phase: score (read, score, write candidates), dedup, write (kept examples), pairs
     seconds: dict[str, float] = field(default_factory=dict)
+    #: the store's `accepted_seq` this run read through: what the retraining sensor counts new examples from
+    source_seq_through: int = 0
 
     @property
     def dropped_total(self) -> int:
@@ -295,9 +297,11 @@ def curate_target(
     unreadable: list[st.QuarantineRow] = []
 
     continued = continuation(last_turn)
+    report.source_seq_through = store.accepted_through()  # rows accepted meanwhile wait for the next run
 
     try:
-        for batch in store.iter_accepted(target.tasks, target.tenants, exclude, batch_size=batch_size):
+        for batch in store.iter_accepted(target.tasks, target.tenants, exclude, batch_size=batch_size,
+                                         through_seq=report.source_seq_through):
             rows: list[dict[str, Any]] = []
             pair_rows: list[dict[str, Any]] = []
             for record in batch:

@@ -128,5 +128,14 @@ def score_interaction(
     return Scored(round(score, 4), reasons, completion, source, share)
 
 
+def exportable(record: dict[str, Any], weights: ScoringConfig, *, conversation_continued: bool = False) -> Scored | None:
+    """The record's score when `scored_examples` would export it (a non-empty completion at or above the
+    target's export threshold), else None. Malformed records raise, as in `score_interaction`."""
+    scored = score_interaction(record, weights, conversation_continued=conversation_continued)
+    if not scored.completion.strip() or scored.score < weights.export_threshold:
+        return None
+    return scored
+
+
 def _signed(value: float) -> str:
     return f"{value:+g}"

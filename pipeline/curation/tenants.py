@@ -15,7 +15,7 @@ from pipeline.core import store as st
 from pipeline.core.families import TenantStats, may_qualify
 from pipeline.core.targets import Target
 from pipeline.curation.curate import Candidates, continuation, conversation_last_turns, prompt_key
-from pipeline.curation.scoring import score_interaction
+from pipeline.curation.scoring import exportable
 
 
 def exportable_counts(store: st.Store, target: Target, tenants: Iterable[str]) -> dict[str, int]:
@@ -33,8 +33,8 @@ def exportable_counts(store: st.Store, target: Target, tenants: Iterable[str]) -
         for batch in store.iter_accepted(target.tasks, [org], target.exclude_tenants):
             for record in batch:
                 try:
-                    scored = score_interaction(record, target.scoring, conversation_continued=continued(record))
-                    if not scored.completion.strip() or scored.score < target.scoring.export_threshold:
+                    scored = exportable(record, target.scoring, conversation_continued=continued(record))
+                    if scored is None:
                         continue
                     exact, said, context = prompt_key(record, embedding)
                 except (KeyError, TypeError, ValueError, AttributeError):

@@ -25,6 +25,17 @@ class AnonymizeConfig(dg.Config):
     preview_rows: int = 3  # before/after rows shown in the metadata
 
 
+def source_watermark(context: dg.AssetExecutionContext, upstream: str) -> dict[str, dg.MetadataValue]:
+    """`source_seq_through` of the upstream's latest materialization (what this one was built from), if it has one."""
+    from pipeline.defs.gate_status import latest_metadata
+
+    try:
+        value = latest_metadata(context, upstream).get("source_seq_through")
+    except dg.Failure:
+        return {}
+    return {} if value is None else {"source_seq_through": dg.MetadataValue.int(int(value))}
+
+
 def write_parquet_atomic(df: "pd.DataFrame", path) -> None:
     """Write a Parquet file (text columns as strings, `score` as float64), atomically."""
     import pyarrow as pa
@@ -106,6 +117,7 @@ def anonymized_dataset(
             "counts": dg.MetadataValue.json(
                 {"examples": result.example_counts.as_dict(), "pairs": result.pair_counts.as_dict()}
             ),
+            **source_watermark(context, "scored_examples"),
         }
     )
 

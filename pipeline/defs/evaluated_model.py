@@ -22,6 +22,7 @@ from pipeline.backends.resource import FineTuneBackends
 from pipeline.core.resources import StoreResource
 from pipeline.core.targets import get_target
 from pipeline.defs.gate_status import dataset_version_gates
+from pipeline.defs.automation import AFTER_UPSTREAM_PASSED
 from pipeline.defs.partitions import target_partitions
 
 CODE_VERSION = "evaluated_model-1"
@@ -141,6 +142,7 @@ def run_evaluation(context: dg.AssetExecutionContext, db, backends: FineTuneBack
     kinds={"python"},
     owners=["team:ml-platform"],
     code_version=CODE_VERSION,
+    automation_condition=AFTER_UPSTREAM_PASSED,
 )
 def evaluated_model(context: dg.AssetExecutionContext, config: EvaluationRun, store: StoreResource,
                     backends: FineTuneBackends) -> dg.MaterializeResult:

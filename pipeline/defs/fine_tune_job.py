@@ -280,3 +280,51 @@ def stuck_check_result(stuck: list[tuple[dict[str, Any], str]], live_jobs: int) 
         description=f"{len(stuck)} of {live_jobs} live job(s) stuck; job {row['job_id']} ({row['backend']}) is {reason}",
         metadata={"live_jobs": live_jobs, "stuck_jobs": len(stuck), "job_id": row["job_id"]},
     )
+
+
+#: the blocking check evaluated_model's automation waits on (gate_status.BLOCKING_CHECKS)
+SUCCEEDED_CHECK = "fine_tune_job_succeeded"
+
+
+def succeeded_check_result(row: dict[str, Any] | None, job_id: str) -> dg.AssetCheckResult:
+    """Passed for a succeeded job; a warning while it is still live (hosted); an error when it failed or was cancelled."""
+    from pipeline.finetune import registry
+
+    if row is None:
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR,
+                                   description=f"job {job_id!r} of the latest materialization is not in the registry",
+                                   metadata={"job_id": job_id})
+    metadata = {"job_id": row["job_id"], "status": row["status"], "backend": row["backend"]}
+    if row["status"] == "succeeded":
+        return dg.AssetCheckResult(passed=True, description=f"job {row['job_id']} succeeded: {row.get('result_model')}",
+                                   metadata=metadata)
+    if row["status"] in registry.LIVE_STATES:
+        return dg.AssetCheckResult(
+            passed=False, severity=dg.AssetCheckSeverity.WARN, metadata=metadata,
+            description=(f"{row['backend']} job {row['job_id']} is {row['status']}: not judged yet; the job-status "
+                         "sensor re-runs this check when the job ends"),
+        )
+    error = row.get("error") or {}
+    return dg.AssetCheckResult(
+        passed=False, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata,
+        description=(f"{row['backend']} job {row['job_id']} {row['status']}"
+                     + (f": {error.get('code')}: {error.get('message')}" if error else "")),
+    )
+
+
+def _succeeded_check(context: dg.AssetCheckExecutionContext, store: StoreResource) -> dg.AssetCheckResult:
+    """The job behind the latest fine_tune_job materialization succeeded (a warning while a hosted job runs)."""
+    from pipeline.defs.gate_status import latest_metadata
+    from pipeline.finetune import registry
+
+    job_id = str(latest_metadata(context, "fine_tune_job").get("job_id") or "")
+    return succeeded_check_result(registry.get_job(store.get(), job_id) if job_id else None, job_id)
+
+
+fine_tune_job_succeeded = target_check(
+    asset=fine_tune_job,
+    name=SUCCEEDED_CHECK,
+    blocking=True,
+    description="The job behind the latest fine_tune_job materialization succeeded; evaluated_model follows only then "
+                "(a warning while a hosted job still runs).",
+)(_succeeded_check)

@@ -4,7 +4,9 @@ Jobs trained in a Dagster step (local backends) are not polled: their step repor
 tick it asks each live hosted job's backend for its status and updates the model registry
 (metrics, events, checkpoints, trained tokens, cost, error). A job that ended is reported as a new
 materialization of its `fine_tune_job` partition, carrying the final model, metrics and cost, or
-the error's code, message and param. A job stuck in a queue or silent past the limits is logged
+the error's code, message and param. A hosted job that succeeded also gets a run of
+`record_fine_tune_job_run`: it re-attaches to the job (never submits again) and judges the blocking
+`fine_tune_job_succeeded` check in a run, which is what `evaluated_model`'s automation waits for. A job stuck in a queue or silent past the limits is logged
 as an error, recorded on its registry row, and reported as a failing `fine_tune_job_not_stuck`
 check (passing again once the job moves or ends).
 
@@ -24,6 +26,7 @@ from pipeline.backends.base import FineTuneBackend
 from pipeline.backends.resource import FineTuneBackends
 from pipeline.core.resources import StoreResource
 from pipeline.defs.fine_tune_job import job_metadata
+from pipeline.defs.jobs import record_fine_tune_job_run
 from pipeline.finetune.settings import STUCK_CHECK, poll_seconds, stuck_limits
 
 if TYPE_CHECKING:  # SQLAlchemy loads when a tick runs, not when the code location loads
@@ -38,6 +41,8 @@ class TickOutcome:
     cursor: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     infos: list[str] = field(default_factory=list)
+    #: (target, job id) of hosted jobs that succeeded: a run records each and judges fine_tune_job_succeeded
+    record_runs: list[tuple[str, str]] = field(default_factory=list)
 
 
 def parse_cursor(text: str | None) -> dict[str, Any] | None:
@@ -113,6 +118,8 @@ def evaluate_tick(
         else:
             out.asset_events.append(ended_event(row))
             out.infos.append(f"{row['target']}: job {row['job_id']} {row['status']}")
+            if row["status"] == "succeeded" and not registry.trained_in_step(row):
+                out.record_runs.append((row["target"], row["job_id"]))
         if through is None or row["updated_at"] > through:
             through, boundary = row["updated_at"], set()
         boundary.add(row["job_id"])
@@ -145,10 +152,12 @@ def build_fine_tune_job_status_sensor(
 
     @dg.sensor(
         name=name,
+        job=record_fine_tune_job_run,
         minimum_interval_seconds=minimum_interval_seconds or poll_seconds(),
         default_status=default_status,
         description="Polls live hosted fine-tune jobs (OpenAI, Hugging Face Jobs), records them in the model "
-                    "registry, reports ended jobs as fine_tune_job materializations and stuck jobs as a failing check.",
+                    "registry, reports ended jobs as fine_tune_job materializations and stuck jobs as a failing check; "
+                    "a succeeded job is recorded by a run that judges fine_tune_job_succeeded.",
     )
     def _sensor(
         context: dg.SensorEvaluationContext,
@@ -173,7 +182,9 @@ def build_fine_tune_job_status_sensor(
         cursor = json.dumps(outcome.cursor, sort_keys=True)
         if not outcome.asset_events:
             return dg.SensorResult(skip_reason=outcome.infos[-1], cursor=cursor)
-        return dg.SensorResult(asset_events=outcome.asset_events, cursor=cursor)
+        runs = [dg.RunRequest(partition_key=target, run_key=f"record:{job_id}", tags={"flywheel/job_id": job_id})
+                for target, job_id in outcome.record_runs]
+        return dg.SensorResult(asset_events=outcome.asset_events, run_requests=runs, cursor=cursor)
 
     return _sensor
 

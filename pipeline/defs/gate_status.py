@@ -35,6 +35,7 @@ BLOCKING_CHECKS: dict[str, tuple[str, ...]] = {
         "training_file_tokens_and_size",
         "training_file_cost_within_budget",
     ),
+    "fine_tune_job": ("fine_tune_job_succeeded",),
     "evaluated_model": (
         "candidate_beats_champion",
         "no_task_regression",
@@ -171,14 +172,28 @@ def require_approved_training_file(context: Any) -> tuple[ApprovedVersion, dict[
     return approved, read_manifest(context.partition_key, approved.version)
 
 
-def dataset_version_gates(instance: dg.DagsterInstance, partition: str, version: str, *, search: int = HISTORY_LIMIT) -> str | None:
-    """None when the training-file `version` of `partition` and the anonymized version it came from passed
-    every blocking check; else why not (the refusal's message). Used to re-verify a candidate's data."""
+def training_file_records(instance: dg.DagsterInstance, partition: str, version: str, *, search: int = HISTORY_LIMIT) -> list:
+    """The materializations of training-file `version` of `partition` among its last `search`, newest first."""
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("training_file"), asset_partitions=[partition]), limit=search
     ).records
-    matching = [r for r in records if r.asset_materialization is not None
-                and (r.asset_materialization.tags or {}).get("dagster/data_version") == version]
+    return [r for r in records if r.asset_materialization is not None
+            and (r.asset_materialization.tags or {}).get("dagster/data_version") == version]
+
+
+def version_watermark(instance: dg.DagsterInstance, partition: str, version: str) -> int | None:
+    """The store's `accepted_seq` that training-file `version` was built through (None: unknown, built before it was recorded)."""
+    for record in training_file_records(instance, partition, version):
+        value = record.asset_materialization.metadata.get("source_seq_through")
+        if value is not None:
+            return int(getattr(value, "value", value))
+    return None
+
+
+def dataset_version_gates(instance: dg.DagsterInstance, partition: str, version: str, *, search: int = HISTORY_LIMIT) -> str | None:
+    """None when the training-file `version` of `partition` and the anonymized version it came from passed
+    every blocking check; else why not (the refusal's message). Used to re-verify a candidate's data."""
+    matching = training_file_records(instance, partition, version, search=search)
     if not matching:
         return (f"training_file {partition!r} has no materialization of version {version!r} among its last {search}: "
                 "the candidate's data cannot be re-verified")

@@ -18,6 +18,7 @@ from pipeline.core import markdown
 from pipeline.core.resources import StoreResource
 from pipeline.core.targets import get_target
 from pipeline.defs.gate_status import BLOCKING_CHECKS, require_approved
+from pipeline.defs.automation import AFTER_UPSTREAM_PASSED
 from pipeline.defs.partitions import target_partitions
 
 CODE_VERSION = "production_model-1"
@@ -47,6 +48,7 @@ def rollout_metadata(rollout, history: list[dict]) -> dict:
     kinds={"python"},
     owners=["team:ml-platform"],
     code_version=CODE_VERSION,
+    automation_condition=AFTER_UPSTREAM_PASSED,
 )
 def production_model(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
     """Which model serves the target: a candidate that passed every gate is promoted; the history is append-only."""

@@ -60,6 +60,7 @@ def scored_metadata(report: "CurationReport", export_threshold: float) -> dict[s
         "kept_by_task": dg.MetadataValue.md(markdown.counts(report.kept_tasks, key="task", value="kept")),
         "examples_path": dg.MetadataValue.path(str(report.examples_path)),
         "pairs_path": dg.MetadataValue.path(str(report.pairs_path)),
+        "source_seq_through": dg.MetadataValue.int(report.source_seq_through),
     }
     if report.excluded_tenants:
         metadata["opted_out_tenants_excluded"] = len(report.excluded_tenants)

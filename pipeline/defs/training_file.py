@@ -58,6 +58,8 @@ def training_file(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         "dataset_version": manifest["dataset_version"],
         "anonymized_version": anonymized.version,
         "anonymized_storage_id": dg.MetadataValue.int(anonymized.storage_id),
+        **({"source_seq_through": dg.MetadataValue.int(int(anonymized.text("source_seq_through")))}
+           if anonymized.text("source_seq_through") else {}),
         "backend_format": fmt,
         "manifest": dg.MetadataValue.path(str(result.manifest_path)),
         "train_file": dg.MetadataValue.path(manifest["files"][fmt]["train"]),
