@@ -160,7 +160,11 @@ def test_one_target_per_backend_from_the_log_to_the_ended_job(world):
             assert result.success, (target, _failure(result))
             evaluations = result.get_asset_check_evaluations()
             gates = [e for e in evaluations if e.blocking]
-            assert len(gates) == 8 and all(e.passed for e in evaluations), target  # 4 + 4 blocking gates, the alert
+            # 4 + 4 data gates and fine_tune_job_succeeded (a warning while a hosted job runs), the alert
+            assert len(gates) == 9, target
+            waiting = [e for e in evaluations if not e.passed]
+            assert all(e.check_name == "fine_tune_job_succeeded" and e.severity == dg.AssetCheckSeverity.WARN
+                       for e in waiting), (target, [e.description for e in waiting])
             jobs[target] = _check_hand_offs(result)
 
         # local backends trained inside the run

@@ -1,0 +1,49 @@
+"""Pools: with the project's one slot per pool, two runs' local_training steps on one instance never overlap."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import yaml
+
+from pipeline.defs.fine_tune_job import submit_hosted, train_locally
+
+ROOT = Path(__file__).resolve().parents[1]
+
+RUN = textwrap.dedent('''
+    import sys, time, dagster as dg
+
+    @dg.op(pool="local_training")
+    def train():
+        began = time.time(); time.sleep(2)
+        open(sys.argv[2], "w").write(f"{began} {time.time()}")
+
+    @dg.job
+    def one_training():
+        train()
+
+    assert one_training.execute_in_process(instance=dg.DagsterInstance.from_config(sys.argv[1])).success
+''')
+
+
+def test_the_training_and_submission_steps_name_their_pools():
+    assert train_locally.pool == "local_training" and submit_hosted.pool == "hosted_submission"
+    config = yaml.safe_load((ROOT / "dagster.yaml").read_text())["concurrency"]
+    assert config["pools"]["default_limit"] == 1 and config["runs"]["max_concurrent_runs"] >= 1
+
+
+def test_two_runs_share_one_training_slot(tmp_path):
+    config = yaml.safe_load((ROOT / "dagster.yaml").read_text())["concurrency"]
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump({"concurrency": {"pools": config["pools"]}}))
+    script = tmp_path / "run.py"
+    script.write_text(RUN)
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path), str(tmp_path / f"span{i}")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for i in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    (a0, a1), (b0, b1) = sorted(tuple(map(float, (tmp_path / f"span{i}").read_text().split())) for i in range(2))
+    assert b0 >= a1, f"the steps overlapped: {a0:.2f}-{a1:.2f} and {b0:.2f}-{b1:.2f}"
