@@ -40,6 +40,12 @@ def test_two_runs_share_one_training_slot(tmp_path):
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump({"concurrency": {"pools": config["pools"]}}))
     script = tmp_path / "run.py"
     script.write_text(RUN)
+    # the instance's SQLite schema is created here, once: two processes creating it at once race
+    # ("table runs already exists"), which is not what this test is about
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.get_runs_count() == 0
     procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path), str(tmp_path / f"span{i}")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for i in range(2)]
     for proc in procs:

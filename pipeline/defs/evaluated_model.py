@@ -21,8 +21,8 @@ from pydantic import Field
 from pipeline.backends.resource import FineTuneBackends
 from pipeline.core.resources import StoreResource
 from pipeline.core.targets import get_target
-from pipeline.defs.gate_status import dataset_version_gates
 from pipeline.defs.automation import AFTER_UPSTREAM_PASSED
+from pipeline.defs.gate_status import dataset_version_gates
 from pipeline.defs.partitions import target_partitions
 
 CODE_VERSION = "evaluated_model-1"

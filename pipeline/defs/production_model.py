@@ -17,8 +17,8 @@ import dagster as dg
 from pipeline.core import markdown
 from pipeline.core.resources import StoreResource
 from pipeline.core.targets import get_target
-from pipeline.defs.gate_status import BLOCKING_CHECKS, require_approved
 from pipeline.defs.automation import AFTER_UPSTREAM_PASSED
+from pipeline.defs.gate_status import BLOCKING_CHECKS, require_approved
 from pipeline.defs.partitions import target_partitions
 
 CODE_VERSION = "production_model-1"
