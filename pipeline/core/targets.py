@@ -196,6 +196,8 @@ class Target(_Strict):
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     min_examples: int = Field(50, ge=1)
     retrain_threshold: int = Field(500, ge=1)
+    #: the model in service is stale (check `model_in_service_fresh`) once it has served longer than this
+    freshness_days: float = Field(14.0, gt=0)
     scoring: ScoringConfig = ScoringConfig()
     training_file: TrainingFileConfig = TrainingFileConfig()
     gates: GateConfig = GateConfig()

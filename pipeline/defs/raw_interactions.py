@@ -6,6 +6,7 @@ import dagster as dg
 
 from pipeline.core import markdown
 from pipeline.core.resources import StoreResource
+from pipeline.defs.partitions import with_runbook
 
 if TYPE_CHECKING:
     from pipeline.ingest.ingestion import IngestReport
@@ -33,7 +34,8 @@ class RawInteractionsConfig(dg.Config):
             QUARANTINE_CHECK,
             asset="raw_interactions",
             blocking=True,
-            description="Fails when the share of quarantined records in this increment exceeds the limit.",
+            description=with_runbook("Fails when the share of quarantined records in this increment exceeds the limit.",
+                                     QUARANTINE_CHECK),
         )
     ],
 )
