@@ -178,7 +178,8 @@ def fake_production() -> None:
 @dg.asset(name="evaluated_model", partitions_def=PARTS)
 def fake_evaluated() -> dg.MaterializeResult:
     """A refused candidate, as the real asset records it."""
-    return dg.MaterializeResult(metadata={"decision": "keep", "candidate_model": "ft-model-7",
+    return dg.MaterializeResult(metadata={"decision": OUTCOME.get("decision", "keep"), "candidate_model": "ft-model-7",
+                                          "champion_model": "base-minilm",
                                           "decision_reason": "1 gate(s) failed, the champion stays."})
 
 
@@ -259,13 +260,16 @@ def test_a_run_failure_pages_with_its_description(instance):
     assert "refused the connection" in message["text"] and run.run_id in str(message["blocks"])
 
 
-def test_a_refused_candidate_is_one_message_naming_its_failed_gate(instance):
+@pytest.mark.parametrize("decision", ["keep", "base"])
+def test_a_refused_candidate_is_one_message_naming_its_failed_gate(instance, decision):
+    OUTCOME.clear()
+    OUTCOME["decision"] = decision  # "base": refused while no fine-tuned champion serves yet
     with FakeWebhook() as hook:
         cursor = _tick(instance, None, hook.url).cursor
         _run(instance, [fake_evaluated, fake_beats])
         _tick(instance, cursor, hook.url)
     [message] = hook.messages
-    assert message["text"].startswith(":hand: candidate refused: signal_relevance: ft-model-7 refused")
+    assert message["text"].startswith(":hand: candidate refused: signal_relevance: ft-model-7 refused; base-minilm stays")
     assert "candidate_beats_champion" in message["text"]
 
 

@@ -5,7 +5,7 @@ Three sources, each read from a storage id on, so a tick reads only what is new:
 - **runs that ended** (`RUN_SUCCESS` / `RUN_FAILURE` status changes): each run's own check
   evaluations and materializations are read together, once it ended, so one run gives one
   coherent set of messages: a failed ERROR check (one message per asset and target, naming every
-  failed check), a refused candidate (`evaluated_model` decided `keep`; its failed gates are named
+  failed check), a refused candidate (`evaluated_model` decided `keep` or `base`; its failed gates are named
   in that one message), and a run failure — unless a blocking check failed in it, which already
   says why it failed;
 - **runless check evaluations** (the job-status sensor's `fine_tune_job_not_stuck`), read from the
@@ -42,6 +42,8 @@ FRESH_CHECK = "model_in_service_fresh"
 CHECK_KINDS = {STUCK_CHECK: "job_stuck", FRESH_CHECK: "model_stale"}
 HISTORY_KINDS = {"promote_challenger": "promoted", "promote_champion": "promoted", "rollback": "rolled_back",
                  "retire": "retired"}
+#: the decisions of `evaluated_model` that refuse its candidate (`base`: no fine-tuned champion yet)
+REFUSALS = ("keep", "base")
 ALL_TARGETS = "all targets"
 MAX_DETAIL = 700
 
@@ -200,7 +202,7 @@ def _run_alerts(instance: dg.DagsterInstance, record, cursor: Cursor, base: str 
             materialization = data.materialization
             decision = materialization.metadata.get("decision")
             if (materialization.asset_key.to_user_string() == "evaluated_model"
-                    and getattr(decision, "value", decision) == "keep"):
+                    and getattr(decision, "value", decision) in REFUSALS):
                 refused[materialization.partition or ALL_TARGETS] = materialization
             continue
         evaluation = data
@@ -224,7 +226,9 @@ def _run_alerts(instance: dg.DagsterInstance, record, cursor: Cursor, base: str 
         if gates:
             what += f" Failed: {', '.join(gates)}."
         name = getattr(model, "value", model) or "the candidate"
-        alerts.append(Alert("refused", target, f"{name} refused; the champion stays", what, run_id,
+        champion = materialization.metadata.get("champion_model")
+        stays = f"{getattr(champion, 'value', champion)} stays" if champion else "the champion stays"
+        alerts.append(Alert("refused", target, f"{name} refused; {stays}", what, run_id,
                             run_link(run_id, base), f"refused:{run_id}:{target}"))
     for (asset, partition), evaluations in failed.items():
         alerts.append(_check_alert(evaluations, run_id, f"check:{run_id}:{asset}:{partition or ''}", base))
