@@ -221,6 +221,9 @@ def test_a_failed_blocking_gate_pages_once_naming_target_and_check_with_a_link(i
         assert "residual_pii_zero" in message["text"] and TARGET in message["text"]
         assert "3 residual e-mail addresses" in message["text"]
         assert f"<http://dagster.test/runs/{run.run_id}|View run>" in str(message["blocks"])
+        from pipeline.alerts.watch import Cursor
+
+        assert Cursor.from_json(second.cursor).runs > Cursor.from_json(first.cursor).runs  # read past the run
         third = _tick(instance, second.cursor, hook.url)
         assert len(hook.messages) == 1, "a second tick sends nothing"
         # the same gate failing again on the next run: still the same episode, no new page
