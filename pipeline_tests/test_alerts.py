@@ -195,6 +195,17 @@ def instance(tmp_path):
         yield inst
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_instance(request, tmp_path):
+    """The same test on Dagster's run-sharded SQLite storage and on its Postgres storage (one event table)."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("instance")
+        return
+    url = request.getfixturevalue("postgres_url")
+    with dg.instance_for_test(temp_dir=str(tmp_path), overrides={"storage": {"postgres": {"postgres_url": url}}}) as inst:
+        yield inst
+
+
 def _tick(instance, cursor, url):
     from pipeline.defs.alerts import on_call_alerts
 
@@ -208,15 +219,15 @@ def _run(instance, assets, partition=TARGET):
     return dg.materialize(assets, instance=instance, partition_key=partition, raise_on_error=False)
 
 
-def test_a_failed_blocking_gate_pages_once_naming_target_and_check_with_a_link(instance, monkeypatch):
+def test_a_failed_blocking_gate_pages_once_naming_target_and_check_with_a_link(any_instance, monkeypatch):
     monkeypatch.setenv("FLYWHEEL_UI_URL", "http://dagster.test")
     OUTCOME.clear()
     with FakeWebhook() as hook:
-        first = _tick(instance, None, hook.url)
+        first = _tick(any_instance, None, hook.url)
         assert not hook.messages, "the first tick starts from now"
-        run = _run(instance, [fake_anonymized, fake_pii_gate, fake_min_gate, fake_downstream])
+        run = _run(any_instance, [fake_anonymized, fake_pii_gate, fake_min_gate, fake_downstream])
         assert not run.success  # the blocking gate failed the run
-        second = _tick(instance, first.cursor, hook.url)
+        second = _tick(any_instance, first.cursor, hook.url)
         [message] = hook.messages  # the gate, and no second "run failed" message for the same run
         assert "residual_pii_zero" in message["text"] and TARGET in message["text"]
         assert "3 residual e-mail addresses" in message["text"]
@@ -224,20 +235,20 @@ def test_a_failed_blocking_gate_pages_once_naming_target_and_check_with_a_link(i
         from pipeline.alerts.watch import Cursor
 
         assert Cursor.from_json(second.cursor).runs > Cursor.from_json(first.cursor).runs  # read past the run
-        third = _tick(instance, second.cursor, hook.url)
+        third = _tick(any_instance, second.cursor, hook.url)
         assert len(hook.messages) == 1, "a second tick sends nothing"
         # the same gate failing again on the next run: still the same episode, no new page
-        _run(instance, [fake_anonymized, fake_pii_gate, fake_min_gate])
-        fourth = _tick(instance, third.cursor, hook.url)
+        _run(any_instance, [fake_anonymized, fake_pii_gate, fake_min_gate])
+        fourth = _tick(any_instance, third.cursor, hook.url)
         assert len(hook.messages) == 1
         # it passes, then fails again: a new episode pages again
         OUTCOME["pii"] = True
-        _run(instance, [fake_anonymized, fake_pii_gate, fake_min_gate])
-        fifth = _tick(instance, fourth.cursor, hook.url)
+        _run(any_instance, [fake_anonymized, fake_pii_gate, fake_min_gate])
+        fifth = _tick(any_instance, fourth.cursor, hook.url)
         assert len(hook.messages) == 1
         OUTCOME["pii"] = False
-        _run(instance, [fake_anonymized, fake_pii_gate, fake_min_gate])
-        _tick(instance, fifth.cursor, hook.url)
+        _run(any_instance, [fake_anonymized, fake_pii_gate, fake_min_gate])
+        _tick(any_instance, fifth.cursor, hook.url)
         assert len(hook.messages) == 2
 
 
@@ -294,31 +305,31 @@ def test_a_stale_model_alerts_once_per_episode(instance):
         assert len(hook.messages) == 2
 
 
-def test_a_stuck_job_reported_runless_pages_once(instance):
+def test_a_stuck_job_reported_runless_pages_once(any_instance):
     def report(passed: bool, partition: str = TARGET) -> None:
         try:  # SQLite refuses a second check-execution row per partition; the event is logged all the same
-            instance.report_runless_asset_event(dg.AssetCheckEvaluation(
+            any_instance.report_runless_asset_event(dg.AssetCheckEvaluation(
                 asset_key=dg.AssetKey("fine_tune_job"), check_name="fine_tune_job_not_stuck", passed=passed,
                 partition=partition, description="openai job ftjob-1 is queued for 3 h"))
         except Exception:  # noqa: BLE001
             pass
 
     with FakeWebhook() as hook:
-        cursor = _tick(instance, None, hook.url).cursor
+        cursor = _tick(any_instance, None, hook.url).cursor
         report(False)
-        cursor = _tick(instance, cursor, hook.url).cursor
+        cursor = _tick(any_instance, cursor, hook.url).cursor
         report(False)
-        cursor = _tick(instance, cursor, hook.url).cursor
+        cursor = _tick(any_instance, cursor, hook.url).cursor
         [message] = hook.messages
         assert message["text"].startswith(":hourglass: fine-tune job stuck: signal_relevance")
         assert "/assets/fine_tune_job" in str(message["blocks"])
         report(True)
         report(False)
-        _tick(instance, cursor, hook.url)
+        _tick(any_instance, cursor, hook.url)
         assert len(hook.messages) == 2
 
 
-def test_promotion_and_rollback_page_once_each_and_history_before_the_sensor_does_not(instance):
+def test_promotion_and_rollback_page_once_each_and_history_before_the_sensor_does_not(any_instance):
     from pipeline.core.targets import get_target
     from pipeline.evaluation.decision import Decision
     from pipeline.serving import production
@@ -330,18 +341,18 @@ def test_promotion_and_rollback_page_once_each_and_history_before_the_sensor_doe
     production.record_decision(store, target, Decision("promote_champion", "before the sensor"), candidate=old,
                                by="test")
     with FakeWebhook() as hook:
-        cursor = _tick(instance, None, hook.url).cursor
+        cursor = _tick(any_instance, None, hook.url).cursor
         new = ModelRef("/models/new", target.backend, "job-new", "v-new")
         production.record_decision(store, target, Decision("promote_champion", "beats the champion by 0.05"),
                                    candidate=new, by="production_model", evaluation={"run_id": "run-77"})
-        cursor = _tick(instance, cursor, hook.url).cursor
+        cursor = _tick(any_instance, cursor, hook.url).cursor
         [promoted] = hook.messages
         assert promoted["text"].startswith(":rocket: model promoted: signal_relevance: /models/new promoted to champion")
         assert "beats the champion by 0.05" in promoted["text"] and "/runs/run-77" in promoted["text"]
-        cursor = _tick(instance, cursor, hook.url).cursor
+        cursor = _tick(any_instance, cursor, hook.url).cursor
         assert len(hook.messages) == 1
         production.rollback(store, target, by="alice", reason="complaints from tenant acme")
-        _tick(instance, cursor, hook.url)
+        _tick(any_instance, cursor, hook.url)
         rolled = hook.messages[-1]
         assert len(hook.messages) == 2 and rolled["text"].startswith(":rewind: model rolled back: signal_relevance")
         assert "complaints from tenant acme" in rolled["text"] and "/assets/production_model" in rolled["text"]
