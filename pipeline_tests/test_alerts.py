@@ -368,9 +368,29 @@ def test_webhook_down_does_not_fail_the_tick_and_the_cursor_moves_on(instance, c
     logged = caplog.text + capfd.readouterr().err  # the tick's log goes to Dagster's console handler
     assert "gate_failed alert for signal_relevance" in logged and "not sent" in logged
     assert "tick-token" not in logged
-    with FakeWebhook() as hook:  # the next tick does not page the same failure again
-        _tick(instance, result.cursor, hook.url)
-    assert not hook.messages
+    with FakeWebhook() as hook:  # the webhook is back: the waiting alert goes out once, then nothing more
+        again = _tick(instance, result.cursor, hook.url)
+        assert len(hook.messages) == 1 and "residual_pii_zero" in hook.messages[0]["text"]
+        _tick(instance, again.cursor, hook.url)
+        assert len(hook.messages) == 1
+
+
+def test_undelivered_alerts_wait_and_are_dropped_after_the_last_tick():
+    from pipeline.alerts.watch import Cursor, deliver
+
+    alerts = [_alert(key=f"k{i}") for i in range(3)]
+    cursor, tries = Cursor(), []
+
+    def down(alert):
+        tries.append(alert.key)
+        return False
+
+    assert deliver(alerts, cursor, down, max_ticks=2) == (0, [])
+    assert tries == ["k0"], "after the first failure the rest wait: the tick does not hang on a dead webhook"
+    assert [p["alert"]["key"] for p in cursor.pending] == ["k0", "k1", "k2"]
+    cursor = Cursor.from_json(cursor.to_json())  # it survives the cursor
+    delivered, notes = deliver([], cursor, down, max_ticks=2)
+    assert delivered == 0 and len(notes) == 3 and "dropped" in notes[0] and cursor.pending == []
 
 
 def test_a_cursor_from_another_version_restarts_from_now(instance):

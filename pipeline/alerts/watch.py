@@ -16,12 +16,14 @@ Three sources, each read from a storage id on, so a tick reads only what is new:
 
 A failed ERROR check alerts once per episode: its (asset, check, target) stays in the cursor's
 `failing` set until an evaluation passes, so a stale model or a stuck job evaluated every tick
-pages once. Every alert has a stable key, and the last keys sent are kept in the cursor too.
+pages once. Every alert has a stable key, and the last keys sent are kept in the cursor too. An
+alert the webhook did not take stays in the cursor and is retried first by the next ticks.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +39,9 @@ if TYPE_CHECKING:
 PAGE = 200
 #: alert keys remembered (a key is never sent twice while it is remembered)
 SENT_KEYS = 1_000
+#: undelivered alerts kept for the next ticks, and in how many ticks each is tried before it is dropped
+MAX_PENDING = 50
+MAX_TICKS = 5
 #: the freshness check on production_model (a stale model in service pages once per episode)
 FRESH_CHECK = "model_in_service_fresh"
 CHECK_KINDS = {STUCK_CHECK: "job_stuck", FRESH_CHECK: "model_stale"}
@@ -57,10 +62,13 @@ class Cursor:
     history: int = 0
     failing: set[str] = field(default_factory=set)
     sent: list[str] = field(default_factory=list)
+    #: alerts not delivered yet (the webhook was down), with the ticks tried: retried first by the next tick
+    pending: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps({"runs": self.runs, "runless": self.runless, "history": self.history,
-                           "failing": sorted(self.failing), "sent": self.sent[-SENT_KEYS:]}, sort_keys=True)
+                           "failing": sorted(self.failing), "sent": self.sent[-SENT_KEYS:],
+                           "pending": self.pending[-MAX_PENDING:]}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | None) -> Cursor | None:
@@ -69,10 +77,36 @@ class Cursor:
             return None
         try:
             data = json.loads(text)
+            pending = [p for p in data.get("pending", []) if Alert(**p["alert"])]  # validates each
             return cls(int(data["runs"]), int(data["runless"]), int(data["history"]), set(data.get("failing", [])),
-                       list(data.get("sent", [])))
+                       list(data.get("sent", [])), pending)
         except (ValueError, KeyError, TypeError):
             return None
+
+
+def deliver(new: list[Alert], cursor: Cursor, send: Callable[[Alert], bool], *,
+            max_ticks: int = MAX_TICKS) -> tuple[int, list[str]]:
+    """Send what is pending, then `new`; what fails stays pending in `cursor` for the next tick.
+
+    After the first failure in a tick the rest wait (no tick spends its time on a webhook that is down);
+    an alert tried in `max_ticks` ticks is dropped, and said so. Returns (delivered, notes).
+    """
+    queue = [(Alert(**p["alert"]), int(p["ticks"])) for p in cursor.pending] + [(a, 0) for a in new]
+    delivered, notes, pending, down = 0, [], [], False
+    for alert, ticks in queue:
+        if not down and send(alert):
+            delivered += 1
+            continue
+        down = True
+        if ticks + 1 >= max_ticks:
+            notes.append(f"{alert.kind} alert for {alert.target} ({alert.title}) dropped: not delivered in "
+                         f"{max_ticks} ticks")
+        else:
+            pending.append({"alert": alert.as_dict(), "ticks": ticks + 1})
+    if len(pending) > MAX_PENDING:
+        notes.append(f"{len(pending) - MAX_PENDING} undelivered alert(s) dropped: more than {MAX_PENDING} pending")
+    cursor.pending = pending[-MAX_PENDING:]
+    return delivered, notes
 
 
 @dataclass
@@ -286,7 +320,8 @@ def collect(instance: dg.DagsterInstance, store: Store, cursor: Cursor | None, *
     if cursor is None:
         start = start_cursor(instance, store)
         return Tick([], start, ["first tick: alerts start from now (nothing before is paged)"])
-    nxt = Cursor(cursor.runs, cursor.runless, cursor.history, set(cursor.failing), list(cursor.sent))
+    nxt = Cursor(cursor.runs, cursor.runless, cursor.history, set(cursor.failing), list(cursor.sent),
+                 list(cursor.pending))
     alerts: list[Alert] = []
     notes: list[str] = []
 

@@ -4,7 +4,8 @@ One sensor reads everything (rather than a `run_failure_sensor` beside a check s
 messages of one run are deduplicated across kinds: a run failed by a blocking gate gives the gate's
 message, not a second "run failed", and a refused candidate one message naming its failed gates.
 The logic is in `pipeline.alerts.watch`; delivery in `pipeline.alerts.notifier`. An alert that
-cannot be sent is logged and the tick still succeeds: the cursor moves on (no page storm later).
+cannot be sent is logged and the tick still succeeds; it waits in the cursor and the next ticks
+retry it (up to 5 ticks, at most 50 waiting), so a webhook down for a minute loses nothing.
 """
 
 import os
@@ -38,16 +39,19 @@ def interval_seconds() -> int:
 def on_call_alerts(context: dg.SensorEvaluationContext, notifier: WebhookNotifier,
                    store: StoreResource) -> dg.SensorResult:
     from pipeline.alerts.redaction import scrub
-    from pipeline.alerts.watch import Cursor, collect
+    from pipeline.alerts.watch import Cursor, collect, deliver
 
     tick = collect(context.instance, store.get(), Cursor.from_json(context.cursor))
     secrets = notifier.secrets()
     for note in tick.notes:
         context.log.info(scrub(note, secrets))
-    delivered = sum(notifier.send(alert, context.log) for alert in tick.alerts)
-    if not tick.alerts:
+    tried = len(tick.alerts) + len(tick.cursor.pending)
+    delivered, dropped = deliver(tick.alerts, tick.cursor, lambda alert: notifier.send(alert, context.log))
+    for note in dropped:
+        context.log.error(scrub(note, secrets))
+    if not tried:
         summary = tick.notes[0] if tick.notes else "nothing new to alert on"
     else:
-        summary = f"{len(tick.alerts)} alert(s), {delivered} delivered" + (
-            "" if delivered == len(tick.alerts) else " (what was not is in this tick's log)")
+        summary = f"{tried} alert(s), {delivered} delivered" + (
+            f"; {len(tick.cursor.pending)} kept for the next tick" if tick.cursor.pending else "")
     return dg.SensorResult(skip_reason=summary, cursor=tick.cursor.to_json())
