@@ -140,6 +140,7 @@ def test_no_secret_in_events_logs_files_or_messages(tmp_path, monkeypatch, caplo
     from pipeline.core.settings import flywheel_home
 
     places.update(_files(flywheel_home()))
+    assert any("compute_logs" in where and where.endswith(".err") for where in places), "no compute logs scanned"
     assert len(places) > 10
     assert find_leaks(canaries, places) == []
     # the scan itself finds a planted value (so an empty result means something)
