@@ -1,4 +1,4 @@
-"""Every resource of the code location, in one place: the interaction store, the Hub, the fine-tune backends.
+"""Every resource of the code location, in one place: the interaction store, the Hub, the fine-tune backends, alerts.
 
 Secrets are read through `dg.EnvVar` only when the variable is set: Dagster refuses every run whose
 resources name an unset EnvVar, so an unset key leaves the backend unconfigured instead, and only
@@ -11,6 +11,7 @@ import os
 
 import dagster as dg
 
+from pipeline.alerts.notifier import WEBHOOK_VARIABLE, WebhookNotifier
 from pipeline.backends.huggingface.backend import HuggingFaceBackend
 from pipeline.backends.openai.backend import OpenAIBackend
 from pipeline.backends.resource import FineTuneBackends
@@ -19,7 +20,7 @@ from pipeline.core.resources import StoreResource
 from pipeline.training_files.hub import HubResource
 
 #: the secrets Flywheel reads; none is ever logged, written to metadata or put in a message
-SECRET_VARIABLES = ("OPENAI_API_KEY", "HF_TOKEN")
+SECRET_VARIABLES = ("OPENAI_API_KEY", "HF_TOKEN", "FLYWHEEL_ALERT_WEBHOOK_URL")
 
 
 def secret(name: str) -> str | dg.EnvVar:
@@ -41,8 +42,14 @@ def backends_resource() -> FineTuneBackends:
     )
 
 
+def notifier_resource() -> WebhookNotifier:
+    """On-call alerts to the incoming webhook `FLYWHEEL_ALERT_WEBHOOK_URL` (a secret); unset: logged, not sent."""
+    return WebhookNotifier(url=secret(WEBHOOK_VARIABLE), secret_variables=list(SECRET_VARIABLES))
+
+
 def all_resources() -> dict[str, dg.ConfigurableResource]:
-    return {"store": StoreResource(), "hf_hub": hub_resource(), "backends": backends_resource()}
+    return {"store": StoreResource(), "hf_hub": hub_resource(), "backends": backends_resource(),
+            "notifier": notifier_resource()}
 
 
 @dg.definitions
