@@ -7,8 +7,8 @@ once → `train_target_job` trains signal_relevance → declarative automation e
 on-call alert reaches a loopback webhook. A second target, `tool_calls`, asks for more examples than
 the log holds: its run (launched through GraphQL) fails a real gate, which the browser test shows.
 
-dagster dev starts once for the module; `test_live_browser.py`-style screenshots are taken from the
-same instance by `test_the_ui_shows_the_graph_the_comparison_and_a_failed_gate` below.
+dagster dev starts once for the module: the browser test (Debian's chromium through Selenium) reads
+the same instance and saves its screenshots to docs/screenshots/ and the test's tmp folder.
 """
 
 from __future__ import annotations
@@ -245,7 +245,7 @@ def test_a_target_too_small_for_its_gate_fails_it_for_real(journey):
 def test_the_on_call_webhook_hears_of_the_decision(live, journey, webhook):
     """Needs the alerts slice (resource `notifier`, sensor `on_call_alerts`); the lead runs it after the merge."""
     live.wait_for(f"a webhook message naming {TARGET}", lambda: [
-        m for m in webhook.messages if TARGET in json.dumps(m)], time.monotonic() + 60)
+        m for m in webhook.messages if TARGET in json.dumps(m)], time.monotonic() + 45)
     message = next(m for m in webhook.messages if TARGET in json.dumps(m))
     assert isinstance(message.get("text"), str) and message["text"]
     assert isinstance(message.get("blocks"), list)
@@ -255,3 +255,81 @@ def _chromium() -> tuple[str, str] | None:
     browser = shutil.which("chromium") or "/usr/bin/chromium"
     driver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
     return (browser, driver) if Path(browser).exists() and Path(driver).exists() else None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian chromium through chromedriver; skips where it is missing, fails under CI=true."""
+    found = _chromium()
+    if found is None:
+        message = "chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
+        if IN_CI:
+            pytest.fail(f"{message}; CI=true requires the browser test to run")
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = found[0]
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+                "--window-size=1400,900"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(options=options, service=Service(found[1]))
+    # the viewport itself, not the window around it, is 1400x900
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": 1400, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+    yield driver
+    driver.quit()
+
+
+def _page_shows(driver, *texts: str, timeout_s: float = 60) -> str:
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def body(d) -> str:
+        return d.find_element(By.TAG_NAME, "body").text
+
+    try:
+        WebDriverWait(driver, timeout_s).until(lambda d: all(t in body(d) for t in texts))
+    except TimeoutException:
+        missing = [t for t in texts if t not in body(driver)]
+        raise AssertionError(f"{driver.current_url} never showed {missing}; it shows:\n{body(driver)[:2000]}") from None
+    time.sleep(1.0)  # let the graph's layout and the tables settle before the picture
+    return body(driver)
+
+
+def _screenshot(driver, name: str, tmp_path: Path) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for folder in (tmp_path, SCREENSHOTS):
+        assert driver.save_screenshot(str(folder / f"{name}.png")), name
+    png = (tmp_path / f"{name}.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and int.from_bytes(png[16:20], "big") == 1400, name  # the IHDR width
+    return tmp_path / f"{name}.png"
+
+
+def test_the_ui_shows_the_graph_the_comparison_and_a_failed_gate(live, journey, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    # the asset graph, every stage from the log to the model in service
+    browser.get(f"{live.url}/assets/evaluated_model?view=lineage&lineageScope=neighbors&lineageDepth=6")
+    _page_shows(browser, "raw_interactions", "scored_examples", "anonymized_dataset", "training_file", "fine_tune_job",
+                "evaluated_model", "production_model")
+    _screenshot(browser, "asset_graph", tmp_path)
+
+    # the evaluated_model partition with its comparison against the champion
+    interval = _meta(journey["evaluated_model"][0])["interval"]
+    browser.get(f"{live.url}/assets/evaluated_model?view=partitions&partition={TARGET}")
+    _page_shows(browser, "promote_challenger", interval, "side_by_side", "ndcg@10")
+    row = browser.find_element(By.XPATH, "//td[normalize-space()='decision']")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'}); window.scrollBy(0, -60);", row)
+    _page_shows(browser, interval)
+    _screenshot(browser, "evaluated_model_comparison", tmp_path)
+
+    # the gate that failed for real, with what to do, beside the partition where it passed
+    [failed] = [c for c in journey["failing_checks"].values() if c and c["status"] == "FAILED"]
+    browser.get(f"{live.url}/assets/anonymized_dataset?view=checks&checkDetail=min_examples_met")
+    _page_shows(browser, "min_examples_met", "Execution history")
+    browser.find_element(By.XPATH, "//*[text()='Execution history']").click()
+    _page_shows(browser, FAILING, "Failed", failed["evaluation"]["description"].split(";")[0], TARGET, "Passed")
+    _screenshot(browser, "failed_check", tmp_path)
