@@ -8,8 +8,8 @@ Three sources, each read from a storage id on, so a tick reads only what is new:
   failed check), a refused candidate (`evaluated_model` decided `keep` or `base`; its failed gates are named
   in that one message), and a run failure — unless a blocking check failed in it, which already
   says why it failed;
-- **runless check evaluations** (the job-status sensor's `fine_tune_job_not_stuck`), read from the
-  run-less event log (run id ''), where every report lands even when the check-execution table
+- **runless check evaluations** (a check reported from outside a run, `instance.report_runless_asset_event`;
+  Flywheel's own sensors judge checks in runs), read from the run-less event log (run id ''), where every report lands even when the check-execution table
   refuses a second row for the same partition on SQLite;
 - **the serving history** (`fw_production_history`): promotions, rollbacks and retirements,
   whether `production_model`, the `flywheel` CLI or the partitions sensor recorded them.

@@ -250,12 +250,15 @@ def fine_tune_job(training_file) -> dict:
 
 
 def _stuck_check(context: dg.AssetCheckExecutionContext, store: StoreResource) -> dg.AssetCheckResult:
-    """The latest live hosted job of this target is moving (the sensor reports this check on every change)."""
+    """The latest live hosted job of this target is moving (the job-status sensor runs this check on every change)."""
     from datetime import UTC, datetime
 
     from pipeline.finetune import registry
 
     max_queued_s, max_silent_s = stuck_limits()
+    tags = context.op_execution_context.run.tags  # the limits the job-status sensor judged by, when it asked
+    max_queued_s = float(tags.get("flywheel/max_queued_s", max_queued_s))
+    max_silent_s = float(tags.get("flywheel/max_silent_s", max_silent_s))
     live = registry.list_jobs(store.get(), context.partition_key, live_only=True)
     now = datetime.now(UTC)
     stuck = [(r, registry.stuck_reason(r, now, max_queued_s=max_queued_s, max_silent_s=max_silent_s)) for r in live]

@@ -37,12 +37,16 @@ ASSET_KEY = dg.AssetKey("fine_tune_job")
 
 @dataclass
 class TickOutcome:
-    asset_events: list[dg.AssetMaterialization | dg.AssetCheckEvaluation] = field(default_factory=list)
+    asset_events: list[dg.AssetMaterialization] = field(default_factory=list)
     cursor: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     infos: list[str] = field(default_factory=list)
     #: (target, job id) of hosted jobs that succeeded: a run records each and judges fine_tune_job_succeeded
     record_runs: list[tuple[str, str]] = field(default_factory=list)
+    #: (target, job id, "stuck" | "cleared"): a run evaluates fine_tune_job_not_stuck alone for the target. Not a
+    #: runless AssetCheckEvaluation: Dagster's SQLite storage refuses a second one for the same check and partition
+    #: (UNIQUE on asset_check_executions, run id ''), which would fail the tick that clears the alert
+    stuck_runs: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def parse_cursor(text: str | None) -> dict[str, Any] | None:
@@ -67,18 +71,18 @@ def ended_event(row: dict[str, Any]) -> dg.AssetMaterialization:
                                    metadata=job_metadata(row))
 
 
-def stuck_evaluation(row: dict[str, Any], reason: str | None) -> dg.AssetCheckEvaluation:
-    """The stuck alert for a job's target partition: failing with the reason, or passing (cleared)."""
-    passed = reason is None
-    return dg.AssetCheckEvaluation(
-        asset_key=ASSET_KEY,
-        check_name=STUCK_CHECK,
-        passed=passed,
-        partition=row["target"],
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=(f"job {row['job_id']} is moving again or has ended ({row['status']})" if passed
-                     else f"{row['backend']} job {row['job_id']} is {reason}"),
-        metadata={"job_id": row["job_id"], "status": row["status"], "backend": row["backend"]},
+def stuck_check_request(target: str, job_id: str, state: str, cursor: str | None,
+                        limits: dict[str, str]) -> dg.RunRequest:
+    """A run of `record_fine_tune_job_run` that evaluates only `fine_tune_job_not_stuck` (it materializes nothing)."""
+    from hashlib import sha1
+
+    tick = sha1((cursor or "").encode()).hexdigest()[:12]  # one request per job, state and tick
+    return dg.RunRequest(
+        partition_key=target,
+        run_key=f"{state}:{job_id}:{tick}",
+        asset_selection=[],
+        asset_check_keys=[dg.AssetCheckKey(ASSET_KEY, STUCK_CHECK)],
+        tags={"flywheel/job_id": job_id, "flywheel/stuck": state, **limits},
     )
 
 
@@ -124,17 +128,17 @@ def evaluate_tick(
             through, boundary = row["updated_at"], set()
         boundary.add(row["job_id"])
 
-    # stuck alerts: raise on entering the stuck state, clear on leaving it
+    # stuck alerts: judge the check on entering the stuck state and on leaving it, in a run of its own
     previously = set((cursor or {}).get("stuck", []))
     now_stuck = {row["job_id"]: (row, reason) for row, reason in report.stuck}
     for job_id, (row, reason) in now_stuck.items():
         out.errors.append(f"{row['target']}: {row['backend']} job {job_id} is {reason}")
         if job_id not in previously and row["target"] in targets:
-            out.asset_events.append(stuck_evaluation(row, reason))
+            out.stuck_runs.append((row["target"], job_id, "stuck"))
     for job_id in sorted(previously - set(now_stuck)):
         row = registry.get_job(store, job_id)
         if row is not None and row["target"] in targets:
-            out.asset_events.append(stuck_evaluation(row, None))
+            out.stuck_runs.append((row["target"], job_id, "cleared"))
     out.cursor = {"reported_through": through, "boundary": sorted(boundary), "stuck": sorted(now_stuck)}
     out.infos.append(report.summary)
     return out
@@ -180,10 +184,14 @@ def build_fine_tune_job_status_sensor(
         for line in outcome.infos:
             context.log.info(line)
         cursor = json.dumps(outcome.cursor, sort_keys=True)
-        if not outcome.asset_events:
-            return dg.SensorResult(skip_reason=outcome.infos[-1], cursor=cursor)
         runs = [dg.RunRequest(partition_key=target, run_key=f"record:{job_id}", tags={"flywheel/job_id": job_id})
                 for target, job_id in outcome.record_runs]
+        limits = {"flywheel/max_queued_s": str(max_queued_s or queued_default),
+                  "flywheel/max_silent_s": str(max_silent_s or silent_default)}
+        runs += [stuck_check_request(target, job_id, state, context.cursor, limits)
+                 for target, job_id, state in outcome.stuck_runs]
+        if not outcome.asset_events and not runs:
+            return dg.SensorResult(skip_reason=outcome.infos[-1], cursor=cursor)
         return dg.SensorResult(asset_events=outcome.asset_events, run_requests=runs, cursor=cursor)
 
     return _sensor
