@@ -16,7 +16,8 @@ DEFAULT_UI_URL = "http://127.0.0.1:3000"
 #: Slack rejects a section text over 3,000 characters; a gate description can be long
 MAX_TEXT_CHARS = 2_900
 
-Kind = Literal["gate_failed", "run_failed", "promoted", "rolled_back", "retired", "refused", "job_stuck", "model_stale"]
+Kind = Literal["gate_failed", "run_failed", "promoted", "rolled_back", "retired", "refused", "job_stuck", "model_stale",
+               "advanced", "experiment_stopped"]
 KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
 
 HEADLINE = {
@@ -28,6 +29,8 @@ HEADLINE = {
     "refused": ":hand: candidate refused",
     "job_stuck": ":hourglass: fine-tune job stuck",
     "model_stale": ":warning: model in service is stale",
+    "advanced": ":arrow_up: canary advanced",
+    "experiment_stopped": ":octagonal_sign: online experiment stopped",
 }
 
 

@@ -46,7 +46,7 @@ MAX_TICKS = 5
 FRESH_CHECK = "model_in_service_fresh"
 CHECK_KINDS = {STUCK_CHECK: "job_stuck", FRESH_CHECK: "model_stale"}
 HISTORY_KINDS = {"promote_challenger": "promoted", "promote_champion": "promoted", "rollback": "rolled_back",
-                 "retire": "retired"}
+                 "retire": "retired", "advance": "advanced", "stop": "experiment_stopped"}
 #: the decisions of `evaluated_model` that refuse its candidate (`base`: no fine-tuned champion yet)
 REFUSALS = ("keep", "base")
 ALL_TARGETS = "all targets"
@@ -300,6 +300,10 @@ def _history_alert(row: dict[str, Any], base: str | None) -> Alert | None:
         title = f"{model} promoted to champion"
     elif row["action"] == "rollback":
         title = f"{model} rolled back; {champion} serves"
+    elif row["action"] == "advance":
+        title = f"{model} advanced to {row['challenger_share']:.0%} of users"
+    elif row["action"] == "stop":
+        title = f"experiment stopped: {model} taken out of traffic; {champion} serves"
     else:
         title = f"{model} retired; {champion} serves"
     what = f"by {row['by']} at {row['at']}: {row['reason']}"
@@ -308,7 +312,9 @@ def _history_alert(row: dict[str, Any], base: str | None) -> Alert | None:
         low, high = cmp.get("low"), cmp.get("high")
         interval = f" [{low:+.3f}, {high:+.3f}]" if low is not None and high is not None else ""
         what += f" ({evaluation['primary']}: candidate − champion {cmp['difference']:+.3f}{interval})"
-    link = run_link(run_id, base) if run_id else asset_link("production_model", base)
+    link = run_link(run_id, base) if run_id else asset_link(
+        "online_experiment" if row["action"] in ("advance", "stop") or row["by"] == "online_experiment"
+        else "production_model", base)
     return Alert(kind, row["target"], title, _clip(what, 1_200), run_id, link, f"history:{row['id']}")  # type: ignore[arg-type]
 
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 RECORD_TYPES = ("interaction", "feedback", "organization")
+VARIANTS = ("champion", "challenger")
 ROLES = ("system", "user", "assistant", "tool")
 RESPONSE_FORMATS = ("text", "json")
 OUTCOMES = ("accepted", "accepted_with_edits", "rejected", "abandoned", "regenerated")
@@ -178,7 +179,25 @@ def validate_interaction(record: dict[str, Any]) -> dict[str, Any]:
     if context is not None and not isinstance(context, dict):
         raise ContractError("wrong_type", f"'context' must be an object, got {type(context).__name__}")
     out["context"] = context or {}
+    rollout = record.get("rollout")
+    if rollout is not None:
+        out["rollout"] = _rollout(rollout)
     return out
+
+
+def _rollout(value: Any) -> dict[str, str]:
+    """The arm that served, as Flywheel's routing returned it: `{"id": "<rollout id>", "variant": ...}`."""
+    if not isinstance(value, dict):
+        raise ContractError("bad_rollout", f"'rollout' must be an object with id and variant, got {type(value).__name__}")
+    rid, variant = value.get("id"), value.get("variant")
+    if not isinstance(rid, str) or not rid.strip():
+        raise ContractError("bad_rollout", "'rollout.id' must be the non-empty rollout id the routing returned")
+    if variant not in VARIANTS:
+        raise ContractError("bad_rollout", f"'rollout.variant' must be one of {', '.join(VARIANTS)}; got {variant!r}")
+    unknown = set(value) - {"id", "variant"}
+    if unknown:
+        raise ContractError("bad_rollout", f"'rollout' has unknown field(s) {', '.join(sorted(unknown))}")
+    return {"id": rid, "variant": variant}
 
 
 def _feedback_value(kind: str, value: Any) -> Any:

@@ -165,6 +165,47 @@ class EvaluationConfig(_Strict):
     #: hosted calls in flight at once
     concurrency: int = Field(4, ge=1, le=64)
 
+#: online metrics an experiment can judge on; each is a 0/1 outcome per interaction, averaged per user
+#: (latency_ms is a number: the mean per user). See pipeline/experiments/metrics.py.
+OnlineMetric = Literal[
+    "accepted_rate", "approval_rate", "save_rate", "thumbs_up_rate",
+    "thumbs_down_rate", "regenerate_rate", "abandon_rate", "invalid_json_rate", "latency_ms",
+]
+
+
+class OnlineConfig(_Strict):
+    """The online experiment: what people did with each variant's answers, and when the canary moves."""
+
+    #: the metric the challenger must improve to reach 100% (higher is better)
+    primary: OnlineMetric = "accepted_rate"
+    #: metrics that must not get worse (lower is better); a significantly worse one rolls back
+    guardrails: tuple[OnlineMetric, ...] = ("thumbs_down_rate", "regenerate_rate", "abandon_rate", "invalid_json_rate")
+    #: type-I error of each anytime-valid test (the chance a challenger with no effect is promoted is below this)
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    #: the sample-ratio-mismatch test's alpha: a split this unlikely under the configured shares stops the experiment
+    srm_alpha: float = Field(0.001, gt=0, lt=0.5)
+    #: each step lasts at least this long and has at least this many users per variant before it can advance
+    min_days_per_step: float = Field(3.0, ge=0)
+    min_users_per_variant: int = Field(200, ge=2)
+    #: prior scale of the anytime-valid t-test (savvi's phi): the standardized effect size it is tuned to detect
+    prior_scale: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> OnlineConfig:
+        if self.primary in self.guardrails:
+            raise ValueError(f"online.primary {self.primary!r} is also a guardrail: a metric is one or the other")
+        if self.primary in HARMFUL_METRICS:
+            raise ValueError(f"online.primary {self.primary!r} is a metric where lower is better; choose a guardrail "
+                             "for it and a success rate as primary")
+        bad = [g for g in self.guardrails if g not in HARMFUL_METRICS]
+        if bad:
+            raise ValueError(f"online.guardrails {bad} are success rates (higher is better); guardrails are harms: "
+                             f"{sorted(HARMFUL_METRICS)}")
+        return self
+
+
+HARMFUL_METRICS = frozenset({"thumbs_down_rate", "regenerate_rate", "abandon_rate", "invalid_json_rate", "latency_ms"})
+
 
 class PerTenant(_Strict):
     """A target that is a *family*: one model per tenant (org_id) that qualifies, with the family's settings."""
@@ -202,6 +243,8 @@ class Target(_Strict):
     training_file: TrainingFileConfig = TrainingFileConfig()
     gates: GateConfig = GateConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    #: the online experiment that moves a challenger along gates.canary_steps (online_experiment)
+    online: OnlineConfig = OnlineConfig()
     #: a family: one model per qualifying tenant, keyed `<name>/<org_id>` (see pipeline/core/families.py)
     per_tenant: PerTenant | None = None
 

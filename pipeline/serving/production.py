@@ -2,7 +2,8 @@
 
 Two tables in the store (SQLite or Postgres, the same code): `fw_rollouts`, one row per target
 with the champion, the challenger and its share; `fw_production_history`, one row per action —
-`promote_challenger`, `promote_champion`, `rollback`, `keep`, `base`, `retire` — with the model it concerns,
+`promote_challenger`, `promote_champion`, `rollback`, `keep`, `base`, `retire`, and the online
+experiment's `advance` (the challenger's share rises) and `stop` (a broken assignment) — with the model it concerns,
 its evaluation and metrics, the state after it, when, by whom and why. Rows are only ever added.
 Each change is one transaction (the history row and the new state together); then the rollout file
 the product reads (`pipeline.serving.rollout`) is rewritten atomically from it.
@@ -31,11 +32,11 @@ from pipeline.serving.rollout import ModelRef, Rollout, base_ref, rollout_path, 
 
 __all__ = [
     "ACTIONS", "ModelRef", "NothingToRollBack", "base_ref", "current", "ensure_serving", "history",
-    "record_decision", "retire", "rollback", "sync_rollout_file",
+    "experiment_step", "record_decision", "retire", "rollback", "sync_rollout_file",
 ]
 
 RETRIES = 5
-ACTIONS = ("promote_challenger", "promote_champion", "rollback", "keep", "base", "retire")
+ACTIONS = ("promote_challenger", "promote_champion", "rollback", "keep", "base", "retire", "advance", "stop")
 State = tuple[ModelRef, ModelRef | None, float]
 
 
@@ -96,6 +97,7 @@ def _apply(
     reason: str,
     evaluation: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
+    at: str | None = None,
 ) -> Rollout:
     """One action in one transaction: read the state, compute the next, append history, store the state.
 
@@ -126,7 +128,7 @@ def _apply(
                     break
                 (champion, challenger, share), subject = step
                 changed = before is None or (champion, challenger, share) != state
-                at = now_iso()
+                when = at or now_iso()
                 rollout_id = f"ro_{uuid.uuid4().hex[:12]}" if changed else before.rollout_id  # type: ignore[union-attr]
                 inserted = conn.execute(production_history.insert().values(
                     target=name, action=action,
@@ -136,11 +138,11 @@ def _apply(
                     evaluation=None if evaluation is None else canonical_json(evaluation),
                     metrics=None if metrics is None else canonical_json(metrics),
                     rollout_id=rollout_id, champion=_ref_json(champion), challenger=_ref_json(challenger),
-                    challenger_share=share, at=at, by=by.strip(), reason=reason.strip(),
+                    challenger_share=share, at=when, by=by.strip(), reason=reason.strip(),
                 ))
                 history_id = int(inserted.inserted_primary_key[0])
                 values = dict(rollout_id=rollout_id, champion=_ref_json(champion), challenger=_ref_json(challenger),
-                              challenger_share=share, updated_at=at, history_id=history_id)
+                              challenger_share=share, updated_at=when, history_id=history_id)
                 if before is None:
                     conn.execute(rollouts.insert().values(target=name, **values))
                 elif changed:
@@ -194,6 +196,7 @@ def record_decision(
     by: str,
     evaluation: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
+    at: str | None = None,
 ) -> Rollout:
     """Apply a `Decision` for `target` (a `Target`) and append it to the history; returns the new rollout.
 
@@ -234,10 +237,12 @@ def record_decision(
             return state, champion
         raise ValueError(f"unknown action {action!r}")
 
-    if action != "base":
-        ensure_serving(store, target)  # the history shows the base model serving before the first promotion
+    if action != "base" and current(store, target) is None:
+        _apply(store, target, "base", lambda state, before: None if before else (state, state[0]), by=by, at=at,
+               reason="no model was promoted for this target yet: the base model serves")  # the history shows the base model serving before the first promotion
     summary = {"decision": decision.as_dict(), **(evaluation or {})}
-    return _apply(store, target, action, transition, by=by, reason=decision.reason, evaluation=summary, metrics=metrics)
+    return _apply(store, target, action, transition, by=by, reason=decision.reason, evaluation=summary, metrics=metrics,
+                  at=at)
 
 
 def _champion_stack(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -294,3 +299,38 @@ def retire(store: Store, target: str, base: ModelRef, *, by: str, reason: str) -
         return (base, None, 0.0), champion
 
     return _apply(store, target, "retire", transition, by=by, reason=reason)
+
+
+def experiment_step(
+    store: Store, target: Any, action: str, *, expect_rollout_id: str, share: float, by: str, reason: str,
+    evaluation: dict[str, Any] | None = None, at: str | None = None,
+) -> Rollout | None:
+    """Apply an online experiment's decision to the rollout it looked at; None when that rollout changed since.
+
+    - `advance`: the challenger's share becomes `share` (in (0, 1));
+    - `promote_champion`: the challenger serves everyone;
+    - `rollback`, `stop`: the challenger is taken out of traffic; the champion serves everyone.
+
+    The experiment judged one rollout id: when a person (or another run) changed the rollout since,
+    the decision no longer applies and nothing is recorded — manual `promote` / `rollback` win.
+    """
+    if action not in ("advance", "promote_champion", "rollback", "stop"):
+        raise ValueError(f"an experiment step is advance, promote_champion, rollback or stop, not {action!r}")
+    applied = False
+
+    def transition(state: State, before: Rollout | None) -> tuple[State, ModelRef | None] | None:
+        nonlocal applied
+        champion, challenger, current_share = state
+        if before is None or before.rollout_id != expect_rollout_id or challenger is None:
+            return None
+        applied = True
+        if action == "advance":
+            if not current_share < share < 1:
+                raise ValueError(f"advance needs a share above {current_share} and below 1, not {share}")
+            return (champion, challenger, float(share)), challenger
+        if action == "promote_champion":
+            return (challenger, None, 0.0), challenger
+        return (champion, None, 0.0), challenger
+
+    rollout = _apply(store, target, action, transition, by=by, reason=reason, evaluation=evaluation, at=at)
+    return rollout if applied else None
