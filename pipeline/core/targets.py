@@ -65,6 +65,15 @@ class ScoringConfig(_Strict):
     #: prompts whose estimated Jaccard similarity (character 5-grams) reaches this are near-duplicates;
     #: 1.0 collapses exact duplicates (after normalising case, whitespace, punctuation, digits) only
     near_duplicate_threshold: float = Field(0.8, gt=0, le=1)
+    #: infer `abandoned` / `regenerated` from the log when a turn has no explicit outcome
+    #: (`pipeline.curation.implicit`; an explicit outcome always wins; embedding targets infer nothing)
+    infer_implicit: bool = True
+    #: a turn without any feedback and no later turn in its conversation within this is abandoned
+    abandon_after_minutes: float = Field(15.0, gt=0, le=7 * 24 * 60)
+    #: the next turn within this asking a near-duplicate of the same prompt marks this one regenerated
+    regenerate_within_minutes: float = Field(15.0, gt=0, le=24 * 60)
+    #: rapidfuzz ratio (0..1) of the two normalised last user messages that counts as the same prompt
+    regenerate_similarity: float = Field(0.9, gt=0, le=1)
 
 
 class TrainingFileConfig(_Strict):

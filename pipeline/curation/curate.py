@@ -5,7 +5,9 @@ task and tenant) scores each record, writes every exportable example to a candid
 keeps only small keys in memory (dedup hash, 256-byte signature, score); edit pairs are written on
 the way. Then the duplicates are collapsed by those keys, the candidates file is copied to
 `examples.parquet` without the dropped rows, and the two-interaction pairs (regenerated,
-saved vs skipped) are joined by fetching only their records by id.
+saved vs skipped) are joined by fetching only their records by id. Before the pass, outcomes the
+log implies (`implicit`: abandoned, regenerated) are inferred conversation by conversation
+(`store_inferred`) and weighed where a record has no explicit outcome.
 
 Every record read ends in exactly one place: kept, or dropped with a reason in `DROP_REASONS`;
 `CurationReport.counts_add_up` holds or the run fails.
@@ -33,6 +35,7 @@ from pipeline.core.canonical import sha1
 from pipeline.core.contract import latest_feedback
 from pipeline.core.targets import ScoringConfig, Target
 from pipeline.curation import dedup, pairs
+from pipeline.curation.implicit import ImplicitWindows, Inferred, effective_outcome, infer_conversation
 from pipeline.curation.scoring import SOURCE_RANK, Scored, score_interaction
 
 STAGE = "scored_examples"
@@ -72,6 +75,11 @@ class CurationReport:
     seconds: dict[str, float] = field(default_factory=dict)
     #: the store's `accepted_seq` this run read through: what the retraining sensor counts new examples from
     source_seq_through: int = 0
+    #: records read whose outcome is explicit / inferred from the log (`implicit`), by inferred outcome
+    outcomes_explicit: int = 0
+    outcomes_inferred: Counter = field(default_factory=Counter)
+    #: the log's clock the inference judged silences by (newest accepted `occurred_at`); None: nothing inferred
+    implicit_as_of: str | None = None
 
     @property
     def dropped_total(self) -> int:
@@ -92,6 +100,11 @@ class CurationReport:
             "pairs_skipped": dict(sorted(self.pairs_skipped.items())),
             "kept_by_completion_source": dict(sorted(self.kept_sources.items())),
             "kept_by_task": dict(sorted(self.kept_tasks.items())),
+            "outcomes": {
+                "explicit": self.outcomes_explicit,
+                **{f"inferred_{o}": self.outcomes_inferred.get(o, 0) for o in ("abandoned", "regenerated")},
+            },
+            "implicit_as_of": self.implicit_as_of,
             "seconds": {phase: round(s, 3) for phase, s in self.seconds.items()},
         }
 
@@ -105,6 +118,18 @@ def time_key(occurred_at: str) -> str:
     return occurred_at if "." in occurred_at else occurred_at[:-1] + ".000000Z"
 
 
+def _conversational(query: sa.Select, tenants: Iterable[str] | None, exclude: Iterable[str]) -> sa.Select:
+    """The query limited to accepted rows with a conversation, within these tenants, without the excluded."""
+    acc = st.accepted
+    query = query.where(acc.c.conversation_id.is_not(None))
+    if tenants is not None:
+        query = query.where(acc.c.org_id.in_(list(tenants)))
+    excluded = list(exclude)
+    if excluded:
+        query = query.where(acc.c.org_id.not_in(excluded))
+    return query
+
+
 def conversation_last_turns(
     store: st.Store, tenants: Iterable[str] | None, exclude: Iterable[str]
 ) -> dict[tuple[str, str], str]:
@@ -114,12 +139,7 @@ def conversation_last_turns(
     one sorted scan (no self-join), grouped here, keeping only conversations of two turns or more.
     """
     acc = st.accepted
-    query = sa.select(acc.c.org_id, acc.c.conversation_id, acc.c.occurred_at).where(acc.c.conversation_id.is_not(None))
-    if tenants is not None:
-        query = query.where(acc.c.org_id.in_(list(tenants)))
-    excluded = list(exclude)
-    if excluded:
-        query = query.where(acc.c.org_id.not_in(excluded))
+    query = _conversational(sa.select(acc.c.org_id, acc.c.conversation_id, acc.c.occurred_at), tenants, exclude)
     last: dict[tuple[str, str], str] = {}
     current, turns, latest = None, 0, ""
     with store.engine.connect() as conn:
@@ -134,6 +154,60 @@ def conversation_last_turns(
     if turns > 1:
         last[current] = latest
     return last
+
+
+def store_clock(store: st.Store) -> str | None:
+    """The log's own clock: the newest `occurred_at` among accepted interactions (None for an empty store).
+
+    Computed in SQL on `time_key` (a zero fraction written out), so text order is time order; re-runs
+    and backfills of the same log infer the same outcomes whatever the wall clock says.
+    """
+    occurred = st.accepted.c.occurred_at
+    key = sa.case((occurred.contains("."), occurred), else_=sa.func.substr(occurred, 1, 19) + ".000000Z")
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.max(key))).scalar()
+
+
+def store_inferred(
+    store: st.Store, target: Target, as_of: str | None, *, tenants: Iterable[str] | None = None,
+    exclude: Iterable[str] | None = None, batch_size: int = 2_000,
+) -> dict[str, Inferred]:
+    """id -> `Inferred` for the target's accepted interactions, one conversation in memory at a time.
+
+    Reads the conversational rows (any task: a later turn of another task still continues the
+    conversation) of the target's tenants — `tenants` / `exclude` override the target's, e.g. with
+    the opted-out tenants added — sorted by (org, conversation, occurred_at) in SQL, `yield_per`,
+    and keeps only the inferences for the target's tasks. Nothing when `scoring.infer_implicit` is
+    off, for embedding targets (a retrieval session surfaces several items under one query: a
+    repeated prompt there is the next item, not a regeneration, and items are judged by their
+    actions), or without a clock.
+    """
+    if not target.scoring.infer_implicit or target.method == "embedding" or as_of is None:
+        return {}
+    windows = ImplicitWindows.from_scoring(target.scoring)
+    tenants = target.tenants if tenants is None else tenants
+    exclude = target.exclude_tenants if exclude is None else exclude
+    tasks = set(target.tasks)
+    acc = st.accepted
+    query = _conversational(sa.select(acc.c.org_id, acc.c.conversation_id, acc.c.record), tenants, exclude)
+    query = query.order_by(acc.c.org_id, acc.c.conversation_id, acc.c.occurred_at)
+    out: dict[str, Inferred] = {}
+    current, turns = None, []
+
+    def flush() -> None:
+        ours = {t["id"] for t in turns if t.get("task") in tasks}
+        if ours:
+            out.update((rid, inf) for rid, inf in infer_conversation(turns, windows, as_of).items() if rid in ours)
+        turns.clear()
+
+    with store.engine.connect() as conn:
+        for org, conversation, raw in conn.execution_options(yield_per=batch_size).execute(query):
+            if (org, conversation) != current:
+                flush()
+                current = (org, conversation)
+            turns.append(json.loads(raw))
+    flush()
+    return out
 
 
 def continuation(last_turn: dict[tuple[str, str], str]) -> Callable[[dict[str, Any]], bool]:
@@ -298,6 +372,9 @@ def curate_target(
 
     continued = continuation(last_turn)
     report.source_seq_through = store.accepted_through()  # rows accepted meanwhile wait for the next run
+    if target.scoring.infer_implicit and not embedding:
+        report.implicit_as_of = store_clock(store)
+    inferred = store_inferred(store, target, report.implicit_as_of, exclude=exclude)
 
     try:
         for batch in store.iter_accepted(target.tasks, target.tenants, exclude, batch_size=batch_size,
@@ -308,7 +385,9 @@ def curate_target(
                 report.read += 1
                 try:
                     latest = latest_feedback(record.get("feedback") or [])
-                    scored = score_interaction(record, weights, conversation_continued=continued(record), latest=latest)
+                    implied = inferred.get(record["id"])
+                    scored = score_interaction(record, weights, conversation_continued=continued(record), latest=latest,
+                                               inferred=implied)
                     exportable = scored.completion.strip() and scored.score >= weights.export_threshold
                     if exportable:  # only these need their row and dedup keys
                         row = example_row(record, scored)
@@ -322,7 +401,12 @@ def curate_target(
                         json.dumps(record, default=str)[: st.RAW_PREVIEW_CHARS]))
                     continue
                 report.scored_histogram[bucket(scored.score)] += 1
-                _index_pairs(record, latest, scored, embedding, regenerations, saved_skipped, pair_rows)
+                outcome, outcome_source = effective_outcome(latest, implied)
+                if outcome_source == "explicit":
+                    report.outcomes_explicit += 1
+                elif outcome_source == "inferred":
+                    report.outcomes_inferred[outcome] += 1
+                _index_pairs(record, latest, scored, embedding, regenerations, saved_skipped, pair_rows, outcome)
                 if not scored.completion.strip():
                     report.dropped["empty_completion"] += 1
                 elif not exportable:
@@ -351,7 +435,7 @@ def curate_target(
 
         # ------------------------------------------------------------ two-interaction pairs
         for index in (regenerations, saved_skipped):
-            _join_pairs(store, index, weights, continued, pairs_out, seen_pairs, report)
+            _join_pairs(store, index, weights, continued, inferred, pairs_out, seen_pairs, report)
         report.pairs_path = pairs_out.commit()
         lap("pairs")
     except BaseException:
@@ -371,8 +455,13 @@ def curate_target(
 def _index_pairs(
     record: dict[str, Any], latest: dict[str, Any], scored: Scored, embedding: bool,
     regenerations: pairs.PairIndex, saved_skipped: pairs.PairIndex, pair_rows: list[dict[str, Any]],
+    outcome: str | None,
 ) -> None:
-    """Emit the record's edit pair; remember it as a side of a two-interaction pair."""
+    """Emit the record's edit pair; remember it as a side of a two-interaction pair.
+
+    `outcome` is the effective one (`implicit.effective_outcome`): an inferred regeneration followed
+    by an accepted turn makes the same pair an explicit one does.
+    """
     if embedding:
         action = latest.get("action")
         if action in pairs.POSITIVE_ACTIONS or action in pairs.NEGATIVE_ACTIONS:
@@ -383,7 +472,6 @@ def _index_pairs(
     row = pairs.edit_pair(record, latest, scored.score)
     if row is not None:
         pair_rows.append(row)
-    outcome = latest.get("outcome")
     if outcome == "regenerated" or outcome in pairs.ACCEPTED_OUTCOMES:
         key = pairs.regeneration_key(record)
         if key is not None:
@@ -408,7 +496,7 @@ def _write_pairs(out: _ParquetOut, rows: list[dict[str, Any]], seen: set[bytes],
 
 def _join_pairs(
     store: st.Store, index: pairs.PairIndex, weights: ScoringConfig, continued: Callable[[dict[str, Any]], bool],
-    out: _ParquetOut, seen: set[bytes], report: CurationReport, chunk: int = 1_000,
+    inferred: dict[str, Inferred], out: _ParquetOut, seen: set[bytes], report: CurationReport, chunk: int = 1_000,
 ) -> None:
     plan = index.plan()
     index.groups.clear()
@@ -421,7 +509,8 @@ def _join_pairs(
             if chosen is None or rejected is None:  # removed since it was read (e.g. a tenant opted out)
                 report.pairs_skipped["missing_record"] += 1
                 continue
-            scored = score_interaction(chosen, weights, conversation_continued=continued(chosen))
+            scored = score_interaction(chosen, weights, conversation_continued=continued(chosen),
+                                       inferred=inferred.get(chosen_id))
             if index.source == "regenerated":
                 rows.append(pairs.regenerated_pair(chosen, scored.completion, scored.score, rejected))
             else:

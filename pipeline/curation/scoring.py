@@ -21,6 +21,7 @@ from rapidfuzz.distance import Indel
 
 from pipeline.core.contract import latest_feedback, normalize_rating
 from pipeline.core.targets import ScoringConfig
+from pipeline.curation.implicit import Inferred
 
 SCORE_MIN = 0.0
 SCORE_MAX = 10.0
@@ -70,13 +71,15 @@ def choose_completion(record: dict[str, Any], latest: dict[str, Any] | None = No
 
 def score_interaction(
     record: dict[str, Any], weights: ScoringConfig, *, conversation_continued: bool = False,
-    latest: dict[str, Any] | None = None,
+    latest: dict[str, Any] | None = None, inferred: Inferred | None = None,
 ) -> Scored:
     """Score one validated interaction 0..10 with the target's weights.
 
     `conversation_continued` says whether a later turn exists in the same conversation (the
     caller knows the whole log; this function sees one record). `latest` is the record's
-    `latest_feedback`, when the caller has it already.
+    `latest_feedback`, when the caller has it already. `inferred` is the outcome
+    `implicit.infer_conversation` inferred for it: weighed as that outcome, named
+    `"abandoned (inferred) -2"`, only when the record has no explicit outcome.
     """
     latest = latest_feedback(record.get("feedback") or []) if latest is None else latest
     completion, source = choose_completion(record, latest)
@@ -103,6 +106,8 @@ def score_interaction(
     outcome = latest.get("outcome")
     if outcome is not None:
         add(outcome, getattr(weights, outcome))
+    elif inferred is not None:
+        add(f"{inferred.outcome} (inferred)", getattr(weights, inferred.outcome))
     share = None
     edit = latest.get("edit")
     if isinstance(edit, str):
@@ -128,10 +133,13 @@ def score_interaction(
     return Scored(round(score, 4), reasons, completion, source, share)
 
 
-def exportable(record: dict[str, Any], weights: ScoringConfig, *, conversation_continued: bool = False) -> Scored | None:
+def exportable(
+    record: dict[str, Any], weights: ScoringConfig, *, conversation_continued: bool = False,
+    inferred: Inferred | None = None,
+) -> Scored | None:
     """The record's score when `scored_examples` would export it (a non-empty completion at or above the
     target's export threshold), else None. Malformed records raise, as in `score_interaction`."""
-    scored = score_interaction(record, weights, conversation_continued=conversation_continued)
+    scored = score_interaction(record, weights, conversation_continued=conversation_continued, inferred=inferred)
     if not scored.completion.strip() or scored.score < weights.export_threshold:
         return None
     return scored

@@ -1,7 +1,8 @@
 """What the store says about each tenant of each family: plan, opt-out, and examples that would train its model.
 
 Read by `sync_target_partitions` (the sensor and the demo) and by `fine_tune_request`, which refuses a
-member whose tenant left. Counting examples scores interactions exactly as `scored_examples` does,
+member whose tenant left. Counting examples scores interactions exactly as `scored_examples` does
+(inferred outcomes included),
 so it runs only for tenants that could still qualify (plan, opt-out and the SQL count of accepted
 interactions decide the rest without reading a record).
 """
@@ -14,7 +15,14 @@ from dataclasses import replace
 from pipeline.core import store as st
 from pipeline.core.families import TenantStats, may_qualify
 from pipeline.core.targets import Target
-from pipeline.curation.curate import Candidates, continuation, conversation_last_turns, prompt_key
+from pipeline.curation.curate import (
+    Candidates,
+    continuation,
+    conversation_last_turns,
+    prompt_key,
+    store_clock,
+    store_inferred,
+)
 from pipeline.curation.scoring import exportable
 
 
@@ -27,13 +35,16 @@ def exportable_counts(store: st.Store, target: Target, tenants: Iterable[str]) -
     """
     counts = {}
     embedding = target.method == "embedding"
+    as_of = store_clock(store) if target.scoring.infer_implicit and not embedding else None
     for org in sorted(set(tenants)):
         continued = continuation(conversation_last_turns(store, [org], target.exclude_tenants))
+        inferred = store_inferred(store, target, as_of, tenants=[org], exclude=target.exclude_tenants)
         candidates = Candidates()
         for batch in store.iter_accepted(target.tasks, [org], target.exclude_tenants):
             for record in batch:
                 try:
-                    scored = exportable(record, target.scoring, conversation_continued=continued(record))
+                    scored = exportable(record, target.scoring, conversation_continued=continued(record),
+                                        inferred=inferred.get(record["id"]))
                     if scored is None:
                         continue
                     exact, said, context = prompt_key(record, embedding)

@@ -51,6 +51,11 @@ def scored_metadata(report: "CurationReport", export_threshold: float) -> dict[s
         "duplicates_near": report.duplicates["near"],
         "pairs": sum(report.pairs.values()),
         **{f"pairs_{source}": report.pairs.get(source, 0) for source in PAIR_SOURCES},
+        "outcomes_explicit": report.outcomes_explicit,
+        "outcomes_inferred_abandoned": report.outcomes_inferred.get("abandoned", 0),
+        "outcomes_inferred_regenerated": report.outcomes_inferred.get("regenerated", 0),
+        # the log's clock silences were judged by; "none" when nothing was inferred (off, embedding, empty)
+        "implicit_as_of": report.implicit_as_of or "none",
         "counts": dg.MetadataValue.json(counts),
         "export_threshold": float(export_threshold),
         "score_distribution": dg.MetadataValue.md(
