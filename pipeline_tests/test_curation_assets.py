@@ -53,6 +53,10 @@ def test_scored_examples_materializes_one_target(tmp_path):
     assert examples.column("example_id").to_pylist() == ["p1"]
     assert pq.read_table(md["pairs_path"]).column("source").to_pylist() == ["edit"]
     assert "page_builder/scored/" in md["examples_path"]
+    # outcomes: all explicit here (no conversation, nothing to infer from); the log's clock is shown
+    assert (md["outcomes_explicit"], md["outcomes_inferred_abandoned"], md["outcomes_inferred_regenerated"]) == (4, 0, 0)
+    assert md["implicit_as_of"] == "2026-03-01T10:00:00Z"
+    assert md["counts"]["outcomes"] == {"explicit": 4, "inferred_abandoned": 0, "inferred_regenerated": 0}
 
 
 def test_asset_declaration():

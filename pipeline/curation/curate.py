@@ -165,7 +165,8 @@ def store_clock(store: st.Store) -> str | None:
     occurred = st.accepted.c.occurred_at
     key = sa.case((occurred.contains("."), occurred), else_=sa.func.substr(occurred, 1, 19) + ".000000Z")
     with store.engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.max(key))).scalar()
+        newest = conn.execute(sa.select(sa.func.max(key))).scalar()
+    return newest.replace(".000000Z", "Z") if newest else None  # in the contract's form again
 
 
 def store_inferred(
