@@ -103,6 +103,25 @@ def cmd_serving(args: argparse.Namespace) -> int:
     return commands.run(args, _store())
 
 
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from pipeline.experiments.simulate import simulate
+
+    try:
+        result = simulate(args.target, args.lift, args.seed, days=args.days, mode=args.mode, misroute=args.misroute)
+    except (KeyError, ValueError) as exc:
+        print(f"flywheel experiment simulate: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+        return 0
+    print(f"{result['target']}: lift {result['lift']:+.0%} on {result['primary']}, seed {result['seed']}, "
+          f"{result['users']} users, {result['interactions']} interactions ({result['mode']})")
+    for day in result["history"]:
+        print(f"  day {day['day']:>2}  at {day['share']:.0%}  {day['verdict']:<8}  {day['reason'][:160]}")
+    print(f"decision: {result['decision']}" + (f" on day {result['decided_on_day']}" if result["decided_on_day"] else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flywheel", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -140,6 +159,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=3_000)
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("experiment", help="online experiments: simulate a product's canary to check the decisions")
+    esub = p.add_subparsers(dest="experiment_command", required=True)
+    p = esub.add_parser("simulate", help="simulate users, routing and outcomes; run the real experiment each day")
+    p.add_argument("--target", required=True, help="a target of targets.yaml (its online: settings are used)")
+    p.add_argument("--lift", type=float, required=True,
+                   help="the challenger's primary metric is the champion's times 1 + lift (0.3: 30%% better)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--days", type=int, default=28, help="simulated days (default 28)")
+    p.add_argument("--misroute", type=float, default=0.0,
+                   help="share of challenger users a broken assignment serves by the champion (default 0)")
+    p.add_argument("--mode", choices=["store", "memory"], default="store",
+                   help="store: log into a fresh store and read it back (default); memory: the same logic, faster")
+    p.add_argument("--json", action="store_true", help="print one JSON object with decision and daily history")
+    p.set_defaults(func=cmd_experiment)
 
     from pipeline.serving.commands import add_parsers
 

@@ -133,7 +133,7 @@ def look(store: Any, target: Any, *, as_of: str | None = None) -> Look:
     return analyse(tally, counts, rollout, target, as_of)
 
 
-def apply(store: Any, target: Any, result: Look, *, by: str = "online_experiment") -> Any:
+def apply(store: Any, target: Any, result: Look, *, by: str = "online_experiment", at: str | None = None) -> Any:
     """Record the look's decision (advance / promote / rollback / stop) in the history; None when nothing changes."""
     from pipeline.serving import production
 
@@ -142,6 +142,6 @@ def apply(store: Any, target: Any, result: Look, *, by: str = "online_experiment
     evaluation = {"online_experiment": result.summary()}
     return production.experiment_step(
         store, target, HISTORY_ACTION[result.decision.verdict], expect_rollout_id=str(result.rollout_id),
-        share=result.decision.next_share, by=by, reason=result.decision.reason, evaluation=evaluation,
+        share=result.decision.next_share, by=by, reason=result.decision.reason, evaluation=evaluation, at=at,
     )
 

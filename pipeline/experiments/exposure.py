@@ -125,9 +125,9 @@ def tally_records(
 
 def log_clock(store: Store) -> str | None:
     """The newest `occurred_at` among accepted interactions: the log's own clock (None for an empty log)."""
-    with store.engine.connect() as conn:
-        newest = conn.execute(sa.select(sa.func.max(accepted.c.occurred_at))).scalar()
-    return newest
+    from pipeline.curation.curate import store_clock
+
+    return store_clock(store)
 
 
 def step_records(store: Store, target: Any, since: str, exclude: Iterable[str] = (), batch: int = 5_000

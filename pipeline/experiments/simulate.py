@@ -93,8 +93,13 @@ def _turn_feedback(primary: str, success: bool, rng: np.random.Generator) -> tup
 
 
 def simulate(target_name: str, lift: float, seed: int, *, days: int = 28, mode: str = "memory",
-             misroute: float = 0.0, world: World = World(), home: Path | None = None) -> dict[str, Any]:
-    """Run the simulated experiment; the JSON-ready result has `decision` and the daily `history`."""
+             misroute: float = 0.0, world: World = World(), home: Path | None = None,
+             store_url: str | None = None, looks: bool = True) -> dict[str, Any]:
+    """Run the simulated experiment; the JSON-ready result has `decision` and the daily `history`.
+
+    `home` and `store_url` default to a fresh temporary FLYWHEEL_HOME and a SQLite file in it;
+    `looks=False` only logs (store mode), for a caller that runs `online_experiment` itself.
+    """
     if mode not in ("memory", "store"):
         raise ValueError("mode is 'memory' or 'store'")
     if lift <= -1:
@@ -102,11 +107,11 @@ def simulate(target_name: str, lift: float, seed: int, *, days: int = 28, mode: 
     if not 0 <= misroute < 1:
         raise ValueError("misroute is a share of challenger users in [0, 1)")
     with _home(home):
-        return _simulate(target_name, lift, seed, days, mode, misroute, world)
+        return _simulate(target_name, lift, seed, days, mode, misroute, world, store_url, looks)
 
 
 def _simulate(target_name: str, lift: float, seed: int, days: int, mode: str, misroute: float,
-              world: World) -> dict[str, Any]:
+              world: World, store_url: str | None, looks: bool) -> dict[str, Any]:
     from pipeline.core.contract import validate_feedback, validate_interaction
     from pipeline.core.settings import flywheel_home
     from pipeline.core.store import Store
@@ -129,7 +134,9 @@ def _simulate(target_name: str, lift: float, seed: int, days: int, mode: str, mi
     base_rate = PRIMARY_BASE[primary]
     rng = np.random.default_rng(seed)
     home = flywheel_home()
-    store = Store(f"sqlite:///{home / 'simulation.db'}")
+    store = Store(store_url or f"sqlite:///{home / 'simulation.db'}")
+    if not looks and mode != "store":
+        raise ValueError("looks=False logs into the store: use mode='store'")
     windows = ImplicitWindows.from_scoring(target.scoring)
     challenger = ModelRef("sim/challenger", target.backend, "sim-job-1", "sim-dataset-1")
     production.record_decision(store, target, Decision("promote_challenger", "simulated candidate passed its gates",
@@ -195,6 +202,8 @@ def _simulate(target_name: str, lift: float, seed: int, days: int, mode: str, mi
         if mode == "store":
             import_lines(store, lines, source=f"simulation day {day}")
             after = ingest_increment(store, after).cursor_to
+            if not looks:
+                continue
             look = experiment.look(store, target, as_of=as_of)
         else:
             if step_id != rollout.rollout_id:
@@ -202,7 +211,7 @@ def _simulate(target_name: str, lift: float, seed: int, days: int, mode: str, mi
             tally_records(records, rollout, windows, as_of, tally=tally, counts=counts,
                           infer=target.scoring.infer_implicit)
             look = experiment.analyse(tally, counts, rollout, target, as_of)
-        applied = experiment.apply(store, target, look, by="simulator") if look.decision else None
+        applied = experiment.apply(store, target, look, by="simulator", at=as_of) if look.decision else None
         p_eff = look.primary
         history.append({
             "day": day + 1, "share": look.share, "verdict": look.verdict,

@@ -36,11 +36,13 @@ class StepTally:
     interactions: Counter = field(default_factory=Counter)
     #: (day, variant) -> [sum, count] of every metric, for the metric-over-time plot
     daily: dict[tuple[int, str], np.ndarray] = field(default_factory=dict)
+    _cache: tuple | None = field(default=None, repr=False)
 
     def add(self, user_id: str, variant: str, values: dict[str, float | None], day: int = 0) -> None:
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
         self.interactions[variant] += 1
+        self._cache = None
         user = self.users.get(user_id)
         if user is None:
             user = self.users[user_id] = _User(variant)
@@ -63,14 +65,16 @@ class StepTally:
 
     def per_user(self, metric: str) -> tuple[np.ndarray, np.ndarray]:
         """(each user's mean of `metric`, 1 if the challenger served them) over users with a value."""
+        if self._cache is None:
+            kept = [u for uid, u in self.users.items() if uid not in self.crossed]
+            sums = np.array([u.sums for u in kept]).reshape(len(kept), len(METRICS))
+            counts = np.array([u.counts for u in kept]).reshape(len(kept), len(METRICS))
+            arms = np.array([u.variant == "challenger" for u in kept], dtype=bool)
+            self._cache = (sums, counts, arms)
+        sums, counts, arms = self._cache
         i = _INDEX[metric]
-        ys, arms = [], []
-        for uid, user in self.users.items():
-            if uid in self.crossed or not user.counts[i]:
-                continue
-            ys.append(user.sums[i] / user.counts[i])
-            arms.append(user.variant == "challenger")
-        return np.asarray(ys, dtype=float), np.asarray(arms, dtype=bool)
+        has = counts[:, i] > 0
+        return sums[has, i] / counts[has, i], arms[has]
 
     def daily_means(self, metric: str) -> list[dict[str, object]]:
         """Per day of the step: each variant's mean of `metric` that day and cumulatively (None without data)."""
