@@ -223,3 +223,17 @@ def test_experiment_decisions_page_on_call():
     alert = _history_alert({**row, "action": "stop", "reason": "sample ratio mismatch"}, "http://ui")
     assert alert.kind == "experiment_stopped" and "sample ratio mismatch" in alert.what_happened
     json.dumps(alert.__dict__, default=str)
+
+
+def test_a_bad_rollout_is_quarantined_with_its_reason_and_the_rest_ingested(store):
+    from pipeline.ingest.importer import import_lines
+    from pipeline.ingest.ingestion import ingest_increment
+
+    good = {**BASE, "type": "interaction", "id": "ok", "rollout": {"id": "ro_1", "variant": "challenger"}}
+    bad = {**BASE, "type": "interaction", "id": "bad", "rollout": {"id": "ro_1", "variant": "B"}}
+    import_lines(store, [json.dumps(good).encode(), json.dumps(bad).encode()])
+    report = ingest_increment(store, 0)
+    assert store.quarantine_counts().get("bad_rollout") == 1
+    [record] = [r for batch in store.iter_accepted(["page_generation"]) for r in batch]
+    assert record["id"] == "ok" and record["rollout"] == {"id": "ro_1", "variant": "challenger"}
+    assert report.records_in["interaction"] == 2

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # numpy and pyarrow load when the asset runs, not when the de
     group_name="curation",
     kinds={"python", "parquet"},
     owners=["team:ml-platform"],
-    code_version="1",
+    code_version="2",  # 2: implicit outcomes inferred from the log
 )
 def scored_examples(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
     """One target's interactions scored 0..10, labels applied, duplicate prompts collapsed, preference pairs built."""

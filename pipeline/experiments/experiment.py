@@ -9,6 +9,7 @@ promote` / `rollback` always wins over the experiment).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,8 +91,13 @@ def _variant_rows(tally: StepTally, metrics: list[str], alpha: float) -> list[di
     return rows
 
 
-def analyse(tally: StepTally, counts: ExposureCounts, rollout: Any, target: Any, as_of: str) -> Look:
-    """Tests and decision over a step's tally (pure: no store)."""
+def analyse(tally: StepTally, counts: ExposureCounts, rollout: Any, target: Any, as_of: str, *,
+            test: Callable[..., Effect] = effect) -> Look:
+    """Tests and decision over a step's tally (pure: no store).
+
+    `test` is the effect test (savvi's anytime-valid one); the benchmark swaps in a fixed-horizon
+    t-test looked at daily to show what peeking does to it.
+    """
     from pipeline.serving.routing import BUCKETS, threshold
 
     online = target.online
@@ -99,13 +105,13 @@ def analyse(tally: StepTally, counts: ExposureCounts, rollout: Any, target: Any,
     users = tally.users_per_variant()
     srm = sample_ratio(users["champion"], users["challenger"], threshold(share) / BUCKETS, online.srm_alpha)
     y, arm = tally.per_user(online.primary)
-    primary = effect(online.primary, y, arm, online.alpha, online.prior_scale)
+    primary = test(online.primary, y, arm, online.alpha, online.prior_scale)
     guard_alpha = online.alpha / max(1, len(online.guardrails))
     guardrails = []
     for metric in online.guardrails:
         gy, garm = tally.per_user(metric)
         if len(gy):
-            guardrails.append(effect(metric, gy, garm, guard_alpha, online.prior_scale))
+            guardrails.append(test(metric, gy, garm, guard_alpha, online.prior_scale))
     days = max(0.0, (parse_time(as_of) - parse_time(rollout.updated_at)).total_seconds() / 86_400)
     decision = decide(share=share, steps=tuple(target.gates.canary_steps), srm=srm, primary=primary,
                       guardrails=guardrails, days_in_step=days, online=online)

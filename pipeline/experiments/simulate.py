@@ -94,11 +94,12 @@ def _turn_feedback(primary: str, success: bool, rng: np.random.Generator) -> tup
 
 def simulate(target_name: str, lift: float, seed: int, *, days: int = 28, mode: str = "memory",
              misroute: float = 0.0, world: World = World(), home: Path | None = None,
-             store_url: str | None = None, looks: bool = True) -> dict[str, Any]:
+             store_url: str | None = None, looks: bool = True, test: Any = None) -> dict[str, Any]:
     """Run the simulated experiment; the JSON-ready result has `decision` and the daily `history`.
 
     `home` and `store_url` default to a fresh temporary FLYWHEEL_HOME and a SQLite file in it;
     `looks=False` only logs (store mode), for a caller that runs `online_experiment` itself.
+    `test` replaces the effect test in memory mode (the benchmark's fixed-horizon baseline).
     """
     if mode not in ("memory", "store"):
         raise ValueError("mode is 'memory' or 'store'")
@@ -107,11 +108,11 @@ def simulate(target_name: str, lift: float, seed: int, *, days: int = 28, mode: 
     if not 0 <= misroute < 1:
         raise ValueError("misroute is a share of challenger users in [0, 1)")
     with _home(home):
-        return _simulate(target_name, lift, seed, days, mode, misroute, world, store_url, looks)
+        return _simulate(target_name, lift, seed, days, mode, misroute, world, store_url, looks, test)
 
 
 def _simulate(target_name: str, lift: float, seed: int, days: int, mode: str, misroute: float,
-              world: World, store_url: str | None, looks: bool) -> dict[str, Any]:
+              world: World, store_url: str | None, looks: bool, test: Any) -> dict[str, Any]:
     from pipeline.core.contract import validate_feedback, validate_interaction
     from pipeline.core.settings import flywheel_home
     from pipeline.core.store import Store
@@ -132,9 +133,12 @@ def _simulate(target_name: str, lift: float, seed: int, days: int, mode: str, mi
     if primary not in PRIMARY_BASE:
         raise ValueError(f"the simulator models primary metrics {sorted(PRIMARY_BASE)}, not {primary!r}")
     base_rate = PRIMARY_BASE[primary]
+    org_id = target.tenant or "org_sim"  # a family member's log is its tenant's
     rng = np.random.default_rng(seed)
     home = flywheel_home()
     store = Store(store_url or f"sqlite:///{home / 'simulation.db'}")
+    if test is not None and mode != "memory":
+        raise ValueError("a replacement test runs in memory mode only")
     if not looks and mode != "store":
         raise ValueError("looks=False logs into the store: use mode='store'")
     windows = ImplicitWindows.from_scoring(target.scoring)
@@ -176,7 +180,7 @@ def _simulate(target_name: str, lift: float, seed: int, days: int, mode: str, mi
                 iid = f"i-{uid}-{day}-{turn}"
                 prompt = f"Make me a landing page for business idea number {question} of {uid}"
                 interaction = {
-                    "type": "interaction", "id": iid, "occurred_at": _iso(when), "org_id": "org_sim",
+                    "type": "interaction", "id": iid, "occurred_at": _iso(when), "org_id": org_id,
                     "user_id": uid, "conversation_id": conversation, "task": target.tasks[0], "model": model,
                     "messages": [{"role": "user", "content": prompt}], "response": f"answer {iid}",
                     "rollout": {"id": rollout.rollout_id, "variant": variant},
@@ -210,7 +214,7 @@ def _simulate(target_name: str, lift: float, seed: int, days: int, mode: str, mi
                 tally, counts, step_id = StepTally(), ExposureCounts(), rollout.rollout_id
             tally_records(records, rollout, windows, as_of, tally=tally, counts=counts,
                           infer=target.scoring.infer_implicit)
-            look = experiment.analyse(tally, counts, rollout, target, as_of)
+            look = experiment.analyse(tally, counts, rollout, target, as_of, **({'test': test} if test else {}))
         applied = experiment.apply(store, target, look, by="simulator", at=as_of) if look.decision else None
         p_eff = look.primary
         history.append({
