@@ -65,6 +65,7 @@ def _asset_rolls_back(instance, store_url):
     result = dg.materialize([online_experiment], partition_key="page_builder", instance=instance, resources=resources)
     meta = result.asset_materializations_for_node("online_experiment")[0].metadata
     assert meta["decision"].value == "rollback" and meta["decision_applied"].value is True
+    assert meta["summary"].value.startswith("rolled back: accepted_rate significantly worse (accepted_rate -")
     assert "significantly worse" in meta["reason"].value and "accepted_rate" in meta["reason"].value
     assert "challenger" in meta["variants"].value and "anytime" in meta["reason"].value
     assert meta["interactions_tallied"].value == sum(meta["outcomes"].value.values()) > 0

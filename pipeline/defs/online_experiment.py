@@ -38,7 +38,7 @@ def _effect_rows(look) -> list[dict]:
 
 def _over_time(look, metric: str) -> str:
     """The primary metric per day of the step, each variant's cumulative mean as a bar (text, like every plot here)."""
-    lines = [f"{metric}, cumulative per-user-interaction mean by day of the step", "",
+    lines = [f"{metric} by day of the step: each variant's share of interactions, cumulative (bar) and that day", "",
              "| day | champion | challenger | champion (day) | challenger (day) |", "|---|---|---|---|---|"]
     for row in look.daily:
         def bar(v):
@@ -49,12 +49,33 @@ def _over_time(look, metric: str) -> str:
     return "\n".join(lines)
 
 
+def headline(look) -> str:
+    """One line for the top of the metadata: what was decided, on which metric, by how much."""
+    d = look.decision
+    if d is None:
+        return "no experiment: no challenger serves this target"
+    p = look.primary
+    rel = f"{p.relative:+.1%}" if p is not None and math.isfinite(p.relative) else "n/a"
+    if d.verdict == "stop":
+        return (f"stopped: sample ratio mismatch ({look.srm.observed_challenger_share:.1%} challenger users where "
+                f"{look.srm.expected_challenger_share:.0%} is routed)")
+    if d.verdict == "rollback":
+        worse = [g.metric for g in look.guardrails if g.low > 0] or [p.metric]
+        return f"rolled back: {', '.join(worse)} significantly worse ({p.metric} {rel})"
+    if d.verdict == "advance":
+        return f"advanced {d.share:.0%} → {d.next_share:.0%}: no harm shown ({p.metric} {rel})"
+    if d.verdict == "promote":
+        return f"promoted to 100%: {p.metric} significantly better ({rel})"
+    return f"continuing at {d.share:.0%} ({p.metric} {rel} so far; see reason)"
+
+
 def look_metadata(look, applied) -> dict:
     """What the UI shows: the decision and why, per-variant table, tests, SRM, counts and the metric over time."""
     meta = {
+        "summary": dg.MetadataValue.text(headline(look)),
         "decision": dg.MetadataValue.text(look.verdict),
         "decision_applied": dg.MetadataValue.bool(applied is not None),
-        "reason": dg.MetadataValue.text(look.decision.reason if look.decision else "no challenger serves: nothing to judge"),
+        "reason": dg.MetadataValue.md(look.decision.reason if look.decision else "no challenger serves: nothing to judge"),
         "challenger_share": dg.MetadataValue.float(float(look.share)),
         "rollout_id": dg.MetadataValue.text(look.rollout_id or "none"),
         "as_of": dg.MetadataValue.text(look.as_of or "empty log"),
