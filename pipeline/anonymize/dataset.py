@@ -1,8 +1,13 @@
-"""`anonymized_dataset` as a pure function: scored tables in, redacted tables and counts out.
+"""`anonymized_dataset` as a streaming function: scored Parquet files in, redacted Parquet files and counts out.
 
 Every input row is either written (redacted, ids replaced by hashes) or removed with a reason:
 `tenant_opted_out` (the tenant's `training_opt_out` is true) or `missing_tenant` (no org_id, so
 its opt-out cannot be verified). Rows in = rows out + rows removed, for examples and pairs.
+
+The files are read and written `batch_rows` rows at a time (memory does not grow with the
+table), and an example whose texts are in the `RedactionCache` (same content, same engine) is
+not sent to the engine again: it gets the redaction it got last time, byte for byte, so an
+unchanged dataset keeps its version and a run after new data costs what is new.
 """
 
 from __future__ import annotations
@@ -10,12 +15,15 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from pipeline.anonymize.cache import RedactionCache, group_key
 from pipeline.anonymize.records import (
     ANONYMIZED_EXAMPLE_COLUMNS,
     ANONYMIZED_PAIR_COLUMNS,
@@ -29,6 +37,7 @@ from pipeline.core import markdown
 from pipeline.core.artifacts import EXAMPLE_COLUMNS, PAIR_COLUMNS
 
 PREVIEW_CHARS = 240
+BATCH_ROWS = 2_048
 
 
 @dataclass
@@ -42,16 +51,20 @@ class TableCounts:
 
 
 @dataclass
-class AnonymizedTables:
-    examples: pd.DataFrame
-    pairs: pd.DataFrame
-    example_counts: TableCounts
-    pair_counts: TableCounts
-    entities: Counter
-    notes: Counter
-    preview: list[dict[str, str]]
-    seconds: float
-    words: int
+class AnonymizeReport:
+    """What one run wrote and removed; the tables are on disk."""
+
+    example_counts: TableCounts = field(default_factory=TableCounts)
+    pair_counts: TableCounts = field(default_factory=TableCounts)
+    entities: Counter = field(default_factory=Counter)
+    notes: Counter = field(default_factory=Counter)
+    preview: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    words: int = 0
+    #: distinct example contents the engine redacted in this run / rows given a redaction already known
+    #: (from the cache, or an identical row earlier in the run)
+    redacted: int = 0
+    reused: int = 0
 
     @property
     def texts_per_second(self) -> float:
@@ -59,92 +72,140 @@ class AnonymizedTables:
         return rows / self.seconds if self.seconds else 0.0
 
 
-def _missing_columns(df: pd.DataFrame, expected: list[str], name: str) -> None:
-    missing = [c for c in expected if c not in df.columns]
+def _schema(columns: list[str]) -> pa.Schema:
+    return pa.schema([(c, pa.float64() if c == "score" else pa.string()) for c in columns])
+
+
+def _check_columns(path: Path, expected: list[str]) -> None:
+    missing = [c for c in expected if c not in pq.read_schema(path).names]
     if missing:
         raise ValueError(
-            f"{name} lacks columns {missing}; scored_examples must write {expected} "
+            f"{path} lacks columns {missing}; scored_examples must write {expected} "
             "(pipeline/core/artifacts.py): re-materialize scored_examples for this target"
         )
 
 
-def _split(df: pd.DataFrame, opted_out: set[str], counts: TableCounts) -> list[dict]:
+def _batches(path: Path | None, batch_rows: int) -> Iterator[list[dict]]:
+    if path is None or not path.exists():
+        return
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+        yield batch.to_pylist()
+
+
+def _kept(rows: list[dict], opted_out: set[str], counts: TableCounts) -> list[dict]:
     keep = []
-    for row in df.to_dict(orient="records"):
+    for row in rows:
         counts.rows_in += 1
         org = row.get("org_id")
-        if org is None or (isinstance(org, float) and pd.isna(org)) or str(org).strip() == "":
+        if org is None or str(org).strip() == "":
             counts.removed["missing_tenant"] += 1
         elif str(org) in opted_out:
             counts.removed["tenant_opted_out"] += 1
         else:
-            keep.append({k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()})
+            keep.append(row)
     return keep
 
 
-def _redact(
+def _redact_batch(
     rows: list[dict],
     prepare: Callable[[dict], Prepared],
     redact: Callable[[list[list[str]]], Iterable],
-    entities: Counter,
-    notes: Counter,
-) -> tuple[list[dict], int]:
+    cache: RedactionCache | None,
+    report: AnonymizeReport,
+) -> None:
+    """Redact `rows` in place: cached redactions where the content is known, the engine for the rest."""
     prepared = [prepare(row) for row in rows]
-    words = sum(len(segment_text(t).split()) for p in prepared for t in p.segments)
-    for prep, result in zip(prepared, redact([p.segments for p in prepared]), strict=True):
-        prep.apply(result.texts)
-        entities.update(result.entities)
-        notes.update(prep.notes)
-    return rows, words
+    report.words += sum(len(segment_text(t).split()) for p in prepared for t in p.segments)
+    keys = [group_key(p.segments) for p in prepared]
+    known = cache.get_many(keys) if cache is not None else {}
+    todo = {key: i for i, key in enumerate(keys) if key not in known}  # equal content is redacted once
+    fresh = []
+    for key, result in zip(todo, redact([prepared[i].segments for i in todo.values()]), strict=True):
+        known[key] = (result.texts, result.entities)
+        fresh.append((key, result.texts, result.entities))
+    if cache is not None and fresh:
+        cache.put_many(fresh)
+    for key, prep in zip(keys, prepared, strict=True):
+        texts, entities = known[key]
+        prep.apply(list(texts))
+        report.entities.update(entities)
+        report.notes.update(prep.notes)
+    report.redacted += len(todo)
+    report.reused += len(prepared) - len(todo)
 
 
-def anonymize_tables(
-    examples: pd.DataFrame,
-    pairs: pd.DataFrame,
+def _table(
+    source: Path | None,
+    out: Path,
+    columns: list[str],
+    id_column: str,
+    prepare: Callable[[dict], Prepared],
     opted_out: set[str],
     redact: Callable[[list[list[str]]], Iterable],
+    cache: RedactionCache | None,
+    counts: TableCounts,
+    report: AnonymizeReport,
+    batch_rows: int,
+    on_rows: Callable[[list[dict]], None] = lambda rows: None,
+) -> None:
+    schema = _schema(columns)
+    tmp = out.with_name(f".{out.name}.tmp")
+    writer = pq.ParquetWriter(tmp, schema)
+    try:
+        for rows in _batches(source, batch_rows):
+            kept = _kept(rows, opted_out, counts)
+            _redact_batch(kept, prepare, redact, cache, report)
+            on_rows(kept)
+            if kept:
+                writer.write_table(pa.Table.from_pylist([strip_ids(r, id_column) for r in kept], schema=schema))
+                counts.rows_out += len(kept)
+    except BaseException:
+        writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    writer.close()
+    tmp.replace(out)
+    if counts.rows_in != counts.rows_out + sum(counts.removed.values()):
+        raise AssertionError(f"row counts do not add up: {counts.as_dict()}")
+
+
+def anonymize_files(
+    examples_path: Path,
+    pairs_path: Path | None,
+    opted_out: set[str],
+    redact: Callable[[list[list[str]]], Iterable],
+    out_dir: Path,
+    *,
+    cache: RedactionCache | None = None,
     preview_rows: int = 3,
-) -> AnonymizedTables:
-    """Remove opted-out tenants, redact every text, replace ids; `redact` is `RedactionPool.redact`."""
-    _missing_columns(examples, EXAMPLE_COLUMNS, "scored examples.parquet")
-    if len(pairs.columns):
-        _missing_columns(pairs, PAIR_COLUMNS, "scored pairs.parquet")
+    batch_rows: int = BATCH_ROWS,
+) -> AnonymizeReport:
+    """Remove opted-out tenants, redact every text, replace ids; writes out_dir/{examples,pairs}.parquet.
+
+    `redact` is `RedactionPool.redact`; `pairs_path` may be None or missing (no pairs: an empty file).
+    """
+    _check_columns(examples_path, EXAMPLE_COLUMNS)
+    pairs = pairs_path if pairs_path is not None and pairs_path.exists() else None
+    if pairs is not None:
+        _check_columns(pairs, PAIR_COLUMNS)
     start = time.perf_counter()
-    example_counts, pair_counts = TableCounts(), TableCounts()
-    entities: Counter = Counter()
-    notes: Counter = Counter()
-    example_rows = _split(examples, opted_out, example_counts)
-    pair_rows = _split(pairs, opted_out, pair_counts) if len(pairs.columns) else []
-    example_rows, example_words = _redact(example_rows, prepare_example, redact, entities, notes)
-    pair_rows, pair_words = _redact(pair_rows, prepare_pair, redact, entities, notes)
-    # redacted text only: the raw text holds personal data and must not reach Dagster's event log
-    preview = [
-        {
-            "task": str(a.get("task") or ""),
-            "prompt": _last_user_turn(a.get("messages"))[:PREVIEW_CHARS],
-            "completion": str(a.get("completion") or "")[:PREVIEW_CHARS],
-        }
-        for a in example_rows[:preview_rows]
-    ]
-    out_examples = pd.DataFrame(
-        [strip_ids(r, "example_id") for r in example_rows], columns=ANONYMIZED_EXAMPLE_COLUMNS
-    )
-    out_pairs = pd.DataFrame([strip_ids(r, "pair_id") for r in pair_rows], columns=ANONYMIZED_PAIR_COLUMNS)
-    example_counts.rows_out, pair_counts.rows_out = len(out_examples), len(out_pairs)
-    for counts in (example_counts, pair_counts):
-        if counts.rows_in != counts.rows_out + sum(counts.removed.values()):
-            raise AssertionError(f"row counts do not add up: {counts.as_dict()}")
-    return AnonymizedTables(
-        examples=out_examples,
-        pairs=out_pairs,
-        example_counts=example_counts,
-        pair_counts=pair_counts,
-        entities=entities,
-        notes=notes,
-        preview=preview,
-        seconds=time.perf_counter() - start,
-        words=example_words + pair_words,
-    )
+    report = AnonymizeReport()
+
+    def keep_preview(rows: list[dict]) -> None:
+        # redacted text only: the raw text holds personal data and must not reach Dagster's event log
+        for row in rows[: max(0, preview_rows - len(report.preview))]:
+            report.preview.append({
+                "task": str(row.get("task") or ""),
+                "prompt": _last_user_turn(row.get("messages"))[:PREVIEW_CHARS],
+                "completion": str(row.get("completion") or "")[:PREVIEW_CHARS],
+            })
+
+    _table(examples_path, out_dir / "examples.parquet", ANONYMIZED_EXAMPLE_COLUMNS, "example_id", prepare_example,
+           opted_out, redact, cache, report.example_counts, report, batch_rows, keep_preview)
+    _table(pairs, out_dir / "pairs.parquet", ANONYMIZED_PAIR_COLUMNS, "pair_id", prepare_pair,
+           opted_out, redact, cache, report.pair_counts, report, batch_rows)
+    report.seconds = time.perf_counter() - start
+    return report
 
 
 def preview_markdown(preview: list[dict[str, str]]) -> str:

