@@ -161,3 +161,39 @@ def test_residual_gate_fails_on_what_the_engine_used_to_miss(leak, kind):
     result = gates.residual_pii(examples, good_pairs())
     assert not result.passed
     assert result.metadata["residual_by_kind"][kind] >= 1
+
+
+def _chunked(tmp_path, df: pd.DataFrame, name: str, columns: list[str], rows: int = 3) -> gates.ParquetChunks:
+    path = tmp_path / f"{name}.parquet"
+    df.to_parquet(path, index=False)
+    return gates.ParquetChunks(path, columns, rows=rows)
+
+
+def test_gates_read_in_chunks_judge_as_on_the_whole_table(tmp_path, gx_loaded):
+    examples = good_examples(10)
+    examples.loc[7, "completion"] = "Welcome, write to maria.contact@example.com."  # residual PII in the 3rd chunk
+    examples.loc[8, "score"] = 12.0
+    examples.loc[9, "example_id"] = examples.loc[1, "example_id"]  # duplicate ids in different chunks
+    examples.loc[4, "tenant_hash"] = tenant_hash("org_out")
+    pairs = good_pairs(4)
+    chunks = _chunked(tmp_path, examples, "examples", ANONYMIZED_EXAMPLE_COLUMNS)
+    pair_chunks = _chunked(tmp_path, pairs, "pairs", ANONYMIZED_PAIR_COLUMNS)
+    assert len(chunks) == 10 and [len(c) for c in chunks.chunks()] == [3, 3, 3, 1]
+    for gate in (gates.residual_pii, lambda e, p: gates.opted_out_absent(e, p, {"org_out"}),
+                 lambda e, p: gates.enough_examples(e, p, "dpo", 4, "t"),
+                 lambda e, p: gates.expectations(e, p, ["page_generation"])):
+        whole, chunked = gate(examples, pairs), gate(chunks, pair_chunks)
+        assert (chunked.passed, chunked.description) == (whole.passed, whole.description)
+        assert chunked.metadata == whole.metadata
+    result = gates.expectations(chunks, pair_chunks, ["page_generation"])
+    failed = {(o["column"], o["expectation"]) for o in result.metadata["results"] if not o["success"]}
+    assert ("example_id", "expect_column_values_to_be_unique") in failed  # across chunks, not within one
+    assert "examples.score expect_column_values_to_be_between (1 of 10 rows)" in result.description
+    assert "row 7" in gates.residual_pii(chunks, pair_chunks).metadata["samples"][0]
+
+
+def test_a_missing_file_is_an_empty_table_with_its_columns(tmp_path):
+    missing = gates.ParquetChunks(tmp_path / "nope.parquet", ANONYMIZED_PAIR_COLUMNS)
+    assert len(missing) == 0 and missing.columns == ANONYMIZED_PAIR_COLUMNS
+    assert [list(c.columns) for c in missing.chunks(["chosen"])] == [["chosen"]]
+    assert not gates.enough_examples(good_examples(3), missing, "dpo", 1, "t").passed

@@ -2,6 +2,10 @@
 
 Each gate returns a `GateResult` (passed, a description that says what failed, how many rows and
 what to do next, and metadata); `checks.py` turns them into blocking Dagster asset checks.
+
+A table is a DataFrame or a `ParquetChunks` (a Parquet file read `rows` at a time, only the
+columns a gate needs), so a gate's memory does not grow with the dataset: the checks of a
+million-example target read it chunk by chunk, and row numbers stay those of the whole file.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ import json
 import os
 import re
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -25,16 +31,62 @@ PAIR_TEXT_COLUMNS = ("system_prompt", "messages", "chosen", "rejected")
 SAMPLES = 5
 
 
-def _texts(df: pd.DataFrame, columns: tuple[str, ...]):
-    for column in columns:
-        if column not in df.columns:
-            continue
-        for index, value in df[column].items():
-            if isinstance(value, str) and value:
-                yield column, index, value
+CHUNK_ROWS = 20_000
 
 
-def residual_pii(examples: pd.DataFrame, pairs: pd.DataFrame) -> GateResult:
+class ParquetChunks:
+    """A Parquet table read in chunks of `rows` rows; a missing file is an empty table with `columns`."""
+
+    def __init__(self, path: str | Path | None, columns: list[str], rows: int = CHUNK_ROWS):
+        self.path = Path(path) if path else None
+        self.rows = rows
+        self._file = None
+        if self.path is not None and self.path.exists():
+            import pyarrow.parquet as pq
+
+            self._file = pq.ParquetFile(self.path)
+        self.columns = list(self._file.schema_arrow.names) if self._file is not None else list(columns)
+
+    def __len__(self) -> int:
+        return self._file.metadata.num_rows if self._file is not None else 0
+
+    def chunks(self, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        wanted = [c for c in (columns or self.columns) if c in self.columns]
+        if self._file is None or not len(self):
+            yield pd.DataFrame(columns=wanted)
+            return
+        offset = 0
+        for batch in self._file.iter_batches(batch_size=self.rows, columns=wanted):
+            df = batch.to_pandas()
+            df.index = pd.RangeIndex(offset, offset + len(df))
+            offset += len(df)
+            yield df
+
+
+Table = pd.DataFrame | ParquetChunks
+
+
+def _columns(table: Table) -> list[str]:
+    return list(table.columns)
+
+
+def _chunks(table: Table, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    if isinstance(table, ParquetChunks):
+        yield from table.chunks(columns)
+    else:
+        yield table if columns is None else table[[c for c in columns if c in table.columns]]
+
+
+def _texts(table: Table, columns: tuple[str, ...]):
+    present = [c for c in columns if c in _columns(table)]
+    for df in _chunks(table, present):
+        for column in present:
+            for index, value in df[column].items():
+                if isinstance(value, str) and value:
+                    yield column, index, value
+
+
+def residual_pii(examples: Table, pairs: Table) -> GateResult:
     """Zero emails, phones, cards, IPs, national ids or IBANs left, by the independent detector."""
     by_kind: Counter = Counter()
     rows: dict[str, set] = {"examples": set(), "pairs": set()}
@@ -78,13 +130,13 @@ def residual_pii(examples: pd.DataFrame, pairs: pd.DataFrame) -> GateResult:
     )
 
 
-def opted_out_absent(examples: pd.DataFrame, pairs: pd.DataFrame, opted_out: set[str]) -> GateResult:
+def opted_out_absent(examples: Table, pairs: Table, opted_out: set[str]) -> GateResult:
     """No opted-out tenant's rows (by tenant hash) or raw ids (in any text) and no raw id columns."""
     hashes = {tenant_hash(org): org for org in opted_out}
     leaked_rows = Counter()
     for table, df in (("examples", examples), ("pairs", pairs)):
-        if "tenant_hash" in df.columns:
-            leaked_rows[table] = int(df["tenant_hash"].isin(hashes).sum())
+        if "tenant_hash" in _columns(df):
+            leaked_rows[table] = sum(int(c["tenant_hash"].isin(hashes).sum()) for c in _chunks(df, ["tenant_hash"]))
     raw_hits: Counter = Counter()
     if opted_out:
         pattern = re.compile(
@@ -99,7 +151,7 @@ def opted_out_absent(examples: pd.DataFrame, pairs: pd.DataFrame, opted_out: set
             for _column, _index, text in _texts(df, columns):
                 if pattern.search(text):
                     raw_hits[table] += 1
-    id_columns = sorted({c for df in (examples, pairs) for c in df.columns if c in ID_COLUMNS})
+    id_columns = sorted({c for df in (examples, pairs) for c in _columns(df) if c in ID_COLUMNS})
     metadata = {
         "opted_out_tenants": len(opted_out),
         "rows_of_opted_out_tenants": dict(leaked_rows),
@@ -126,9 +178,7 @@ def opted_out_absent(examples: pd.DataFrame, pairs: pd.DataFrame, opted_out: set
     )
 
 
-def enough_examples(
-    examples: pd.DataFrame, pairs: pd.DataFrame, method: str, minimum: int, target: str
-) -> GateResult:
+def enough_examples(examples: Table, pairs: Table, method: str, minimum: int, target: str) -> GateResult:
     """The target has at least its `min_examples` (pairs for dpo and embedding targets)."""
     unit, count = ("pairs", len(pairs)) if method in ("dpo", "embedding") else ("examples", len(examples))
     metadata = {
@@ -172,7 +222,6 @@ def _example_suite(tasks: list[str]):
         "score",
     ):
         suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column))
-    suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column="example_id"))
     suite.add_expectation(
         gxe.ExpectColumnValuesToBeInSet(column="response_format", value_set=["text", "json"])
     )
@@ -226,8 +275,52 @@ def _jsonable(value: Any) -> Any:
         return repr(value)
 
 
-def expectations(examples: pd.DataFrame, pairs: pd.DataFrame, tasks: list[str]) -> GateResult:
-    """Great Expectations 1.x (ephemeral context, called directly) on both tables' columns."""
+def _outcome(table: str, res) -> dict[str, Any]:
+    config = res.expectation_config
+    return {
+        "table": table,
+        "expectation": config.type,
+        "column": config.kwargs.get("column"),
+        "success": bool(res.success),
+        "unexpected_count": res.result.get("unexpected_count"),
+        "element_count": res.result.get("element_count"),
+        "partial_unexpected_list": _jsonable((res.result.get("partial_unexpected_list") or [])[:5]),
+        "observed_value": _jsonable(res.result.get("observed_value")),
+    }
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """One expectation's outcomes on two chunks of a table, as its outcome on both."""
+
+    def total(key: str) -> int | None:
+        values = [o[key] for o in (a, b) if o[key] is not None]
+        return sum(values) if values else None
+
+    return {
+        **a,
+        "success": a["success"] and b["success"],
+        "unexpected_count": total("unexpected_count"),
+        "element_count": total("element_count"),
+        "partial_unexpected_list": (a["partial_unexpected_list"] + b["partial_unexpected_list"])[:5],
+        "observed_value": a["observed_value"] if not a["success"] or b["success"] else b["observed_value"],
+    }
+
+
+def _id_suite():
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    suite = gx.ExpectationSuite(name="anonymized_example_ids")
+    suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column="example_id"))
+    return suite
+
+
+def expectations(examples: Table, pairs: Table, tasks: list[str]) -> GateResult:
+    """Great Expectations 1.x (ephemeral context, called directly) on both tables' columns.
+
+    Row-wise expectations run chunk by chunk and their counts are summed; uniqueness of
+    `example_id` is a whole-table property, so it runs once on that one column of every row.
+    """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -239,28 +332,20 @@ def expectations(examples: pd.DataFrame, pairs: pd.DataFrame, tasks: list[str]) 
     tables = [("examples", examples, _example_suite(tasks))]
     if len(pairs):
         tables.append(("pairs", pairs, _pair_suite(tasks)))
-    for name, df, suite in tables:
-        batch = (
-            source.add_dataframe_asset(name)
-            .add_batch_definition_whole_dataframe("all")
-            .get_batch(batch_parameters={"dataframe": df})
-        )
-        for res in batch.validate(suite).results:
-            config = res.expectation_config
-            outcomes.append(
-                {
-                    "table": name,
-                    "expectation": config.type,
-                    "column": config.kwargs.get("column"),
-                    "success": bool(res.success),
-                    "unexpected_count": res.result.get("unexpected_count"),
-                    "element_count": res.result.get("element_count"),
-                    "partial_unexpected_list": _jsonable(
-                        (res.result.get("partial_unexpected_list") or [])[:5]
-                    ),
-                    "observed_value": _jsonable(res.result.get("observed_value")),
-                }
-            )
+
+    def validate(asset: str, frames, suite) -> list[dict[str, Any]]:
+        batches = source.add_dataframe_asset(asset).add_batch_definition_whole_dataframe("all")
+        merged: list[dict[str, Any]] = []
+        for df in frames:
+            results = [_outcome(asset, r) for r in batches.get_batch(batch_parameters={"dataframe": df}).validate(suite).results]
+            merged = results if not merged else [_merge(a, b) for a, b in zip(merged, results, strict=True)]
+        return merged
+
+    for name, table, suite in tables:
+        outcomes.extend(validate(name, _chunks(table), suite))
+        if name == "examples" and "example_id" in _columns(table):
+            ids = pd.concat(list(_chunks(table, ["example_id"])), ignore_index=True)
+            outcomes.extend(dict(o, table="examples") for o in validate("example_ids", [ids], _id_suite()))
     failed = [o for o in outcomes if not o["success"]]
     metadata = {"expectations": len(outcomes), "failed": len(failed), "results": outcomes}
     if not failed:

@@ -12,28 +12,22 @@ from pipeline.defs.gate_results import check_result
 from pipeline.defs.gate_status import latest_metadata
 from pipeline.defs.partitions import target_check
 
-if TYPE_CHECKING:  # pandas and the gates load when a check runs, not when the code location loads
-    import pandas as pd
+if TYPE_CHECKING:  # pyarrow and the gates load when a check runs, not when the code location loads
+    from pipeline.anonymize.gates import ParquetChunks
 
 
 def _partition(context: dg.AssetCheckExecutionContext) -> str:
     return context.op_execution_context.partition_key
 
 
-def load_anonymized(context: dg.AssetCheckExecutionContext) -> "tuple[str, pd.DataFrame, pd.DataFrame]":
-    """The version of the latest materialization and its tables (an empty table where a file is missing)."""
-    import pandas as pd
+def load_anonymized(context: dg.AssetCheckExecutionContext) -> "tuple[str, ParquetChunks, ParquetChunks]":
+    """The version of the latest materialization and its tables, read in chunks (empty where a file is missing)."""
+    from pipeline.anonymize.gates import ParquetChunks
 
     meta = latest_metadata(context, "anonymized_dataset")
-    examples_path, pairs_path = meta.get("examples_path"), meta.get("pairs_path")
-
-    def read(path, columns):
-        from pathlib import Path
-
-        return pd.read_parquet(path) if path and Path(path).exists() else pd.DataFrame(columns=columns)
-
-    return (str(meta.get("anonymized_version", "")), read(examples_path, ANONYMIZED_EXAMPLE_COLUMNS),
-            read(pairs_path, ANONYMIZED_PAIR_COLUMNS))
+    return (str(meta.get("anonymized_version", "")),
+            ParquetChunks(meta.get("examples_path"), ANONYMIZED_EXAMPLE_COLUMNS),
+            ParquetChunks(meta.get("pairs_path"), ANONYMIZED_PAIR_COLUMNS))
 
 
 @target_check(asset="anonymized_dataset", blocking=True)
