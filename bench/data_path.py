@@ -1,0 +1,198 @@
+"""The whole data path at three sizes, then an incremental run: wall time, items/s and peak RSS per stage.
+
+    .venv/bin/python bench/data_path.py                       # 10k, 100k, 1M (+10k new); hours on 2 cores
+    .venv/bin/python bench/data_path.py --sizes 2000 20000 --new 2000 --out /tmp/dp   # a quick look
+
+Stages, each in its own process under `/usr/bin/time -v` (so peak RSS is that stage's own), over
+every target partition the import produced (`sync_target_partitions`), on one persistent SQLite
+Dagster instance and store per size, as `flywheel demo` runs them:
+
+    seed → import → raw_interactions → scored_examples → anonymized_dataset → training_file
+
+Then `--new` interactions (another seed, so new ids) arrive in the largest size's store and every
+stage runs again (*incremental*); the baseline is the same stages over those new interactions
+alone in a fresh store, measured in the same run. Goals (issue 13): peak RSS at the largest size
+within 1.5x of the middle size per stage; incremental <= 1.2x the baseline per stage.
+
+Figures go to stdout and, with `--out DIR`, to `DIR/data_path.json`; `bench/data_path_report.py`
+turns that file into docs/benchmarks.md and its plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+STAGES = ("seed", "import", "raw_interactions", "scored_examples", "anonymized_dataset", "training_file")
+ASSET_STAGES = STAGES[2:]
+
+#: one asset over every target partition, in this process (what the parent times); prints one JSON line
+STAGE_SCRIPT = r"""
+import json, sys, time, warnings
+import dagster as dg
+warnings.filterwarnings("ignore")
+from pipeline.definitions import defs
+from pipeline.core.settings import source_url
+from pipeline.core.store import Store
+from pipeline.defs.partitions import TARGET_PARTITIONS
+from pipeline.defs.target_partitions import sync_target_partitions
+stage, workers = sys.argv[1], int(sys.argv[2])
+instance = dg.DagsterInstance.get()
+quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+items, per_partition, failed = 0, {}, []
+if stage == "raw_interactions":
+    result = defs.resolve_job_def("ingest_job").execute_in_process(instance=instance, raise_on_error=False, run_config=quiet)
+    meta = {k: v.value for e in result.get_asset_materialization_events() for k, v in e.materialization.metadata.items()}
+    items = int(meta.get("records_in", 0))
+    sync_target_partitions(instance, Store(source_url()))
+    failed = [] if result.success else ["raw_interactions"]
+else:
+    job = defs.resolve_job_def("train_target_job")
+    config = dict(quiet)
+    if stage == "anonymized_dataset":
+        config["ops"] = {"anonymized_dataset": {"config": {"workers": workers}}}
+    for key in instance.get_dynamic_partitions(TARGET_PARTITIONS):
+        began = time.perf_counter()
+        result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False,
+                                        run_config=config, asset_selection=[dg.AssetKey(stage)])
+        meta = {k: v.value for e in result.get_asset_materialization_events() for k, v in e.materialization.metadata.items()}
+        n = {"scored_examples": meta.get("read"), "anonymized_dataset": (meta.get("rows_in") or 0) + (meta.get("pairs_in") or 0),
+             "training_file": meta.get("input_rows")}[stage] or 0
+        items += int(n)
+        per_partition[key] = {"items": int(n), "seconds": round(time.perf_counter() - began, 2)}
+        if not result.success:
+            failed.append(key)
+print(json.dumps({"items": items, "partitions": per_partition, "failed": failed}))
+"""
+
+
+def timed(cmd: list[str], env: dict) -> dict:
+    """Run under /usr/bin/time -v; wall seconds, CPU seconds, peak RSS MiB and the command's last stdout line."""
+    out = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=env, cwd=ROOT)
+    if out.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd[:4])}\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
+
+    def field(name: str) -> str:
+        return re.search(rf"{re.escape(name)}: ([\d:.]+)", out.stderr).group(1)
+
+    wall = sum(float(p) * 60**i for i, p in enumerate(reversed(field("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":"))))
+    cpu = float(field("User time (seconds)")) + float(field("System time (seconds)"))
+    last = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+    return {"seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
+            "peak_rss_mib": round(int(field("Maximum resident set size (kbytes)")) / 1024, 1), "stdout": last}
+
+
+class World:
+    """One FLYWHEEL_HOME / DAGSTER_HOME / SQLite store, and the stages run against it."""
+
+    def __init__(self, label: str, workers: int, keep: Path | None):
+        self.home = Path(tempfile.mkdtemp(prefix=f"flywheel-dp-{label}-", dir=keep))
+        self.env = {**os.environ, "FLYWHEEL_HOME": str(self.home), "DAGSTER_HOME": str(self.home / "dagster")}
+        self.env.pop("FLYWHEEL_SOURCE_URL", None)
+        (self.home / "dagster").mkdir()
+        shutil.copy(ROOT / "dagster.yaml", self.home / "dagster" / "dagster.yaml")
+        text = (self.home / "dagster" / "dagster.yaml").read_text().replace(".dagster_home", str(self.home / "dagster"))
+        (self.home / "dagster" / "dagster.yaml").write_text(text)
+        self.workers = workers
+
+    def run(self, stage: str, n: int = 0, seed: int = 7) -> dict:
+        data = self.home / f"seed-{seed}-{n}.jsonl"
+        if stage == "seed":
+            r = timed([str(BIN / "flywheel"), "seed", "--n", str(n), "--seed", str(seed), "--out", str(data)], self.env)
+            r["items"] = n
+        elif stage == "import":
+            r = timed([str(BIN / "flywheel"), "import", "--json", str(data)], self.env)
+            r["items"] = json.loads(r["stdout"]).get("read", 0) if r["stdout"].startswith("{") else n
+        else:
+            r = timed([sys.executable, "-c", STAGE_SCRIPT, stage, str(self.workers)], self.env)
+            detail = json.loads(r["stdout"])
+            if detail["failed"]:
+                sys.exit(f"{stage} failed for {detail['failed']} in {self.home}")
+            r.update(items=detail["items"], partitions=detail["partitions"])
+        r.pop("stdout", None)
+        r["items_per_second"] = round(r["items"] / r["seconds"], 1) if r["seconds"] else 0.0
+        return r
+
+    def path(self, n: int, seed: int) -> dict[str, dict]:
+        out = {}
+        for stage in STAGES:
+            out[stage] = self.run(stage, n, seed)
+            r = out[stage]
+            print(f"  {stage:<19} {r['items']:>10,} items {r['seconds']:8.1f} s {r['items_per_second']:9.1f}/s "
+                  f"CPU {r['cpu_seconds']:8.1f} s  peak RSS {r['peak_rss_mib']:7.0f} MiB", flush=True)
+        return out
+
+    def remove(self) -> None:
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--new", type=int, default=10_000, help="interactions arriving for the incremental run")
+    parser.add_argument("--workers", type=int, default=2, help="anonymization processes")
+    parser.add_argument("--out", type=Path, help="write data_path.json here")
+    parser.add_argument("--keep", action="store_true", help="keep the stores (under --out)")
+    args = parser.parse_args()
+    keep = args.out if args.keep and args.out else None
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+    report: dict = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": "bench/data_path.py " + " ".join(sys.argv[1:]),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
+        "sizes": {}, "workers": args.workers,
+    }
+    sizes = sorted(args.sizes)
+    largest = None
+    for n in sizes:
+        print(f"\n{n:,} interactions", flush=True)
+        world = World(str(n), args.workers, keep)
+        report["sizes"][str(n)] = world.path(n, seed=7)
+        if largest is not None:
+            largest.remove()
+        largest = world
+    print(f"\n+{args.new:,} new interactions into the {sizes[-1]:,} store (incremental)", flush=True)
+    report["incremental"] = largest.path(args.new, seed=8)
+    print(f"\nbaseline: the same {args.new:,} interactions alone in a fresh store", flush=True)
+    alone = World("alone", args.workers, keep)
+    report["alone"] = alone.path(args.new, seed=8)
+    for w in (largest, alone):
+        if keep is None:
+            w.remove()
+    summarize(report, sizes)
+    if args.out:
+        (args.out / "data_path.json").write_text(json.dumps(report, indent=2) + "\n")
+        print(f"\nwrote {args.out / 'data_path.json'}")
+
+
+def summarize(report: dict, sizes: list[int]) -> None:
+    if len(sizes) >= 2:
+        mid, top = str(sizes[-2]), str(sizes[-1])
+        print(f"\npeak RSS {top} vs {mid} (goal <= 1.5x) and incremental vs alone (goal <= 1.2x):")
+        for stage in STAGES:
+            a, b = report["sizes"][mid][stage]["peak_rss_mib"], report["sizes"][top][stage]["peak_rss_mib"]
+            inc, alone = report["incremental"][stage]["seconds"], report["alone"][stage]["seconds"]
+            print(f"  {stage:<19} RSS {a:7.0f} -> {b:7.0f} MiB  {b / a:5.2f}x    "
+                  f"incremental {inc:7.1f} s vs alone {alone:7.1f} s  {inc / alone if alone else 0:5.2f}x")
+        report["ratios"] = {
+            stage: {"rss_top_vs_mid": round(report["sizes"][top][stage]["peak_rss_mib"] / report["sizes"][mid][stage]["peak_rss_mib"], 2),
+                    "incremental_vs_alone": round(report["incremental"][stage]["seconds"] / report["alone"][stage]["seconds"], 2)}
+            for stage in STAGES
+        }
+
+
+if __name__ == "__main__":
+    main()
