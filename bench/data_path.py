@@ -14,8 +14,8 @@ stage runs again (*incremental*); the baseline is the same stages over those new
 alone in a fresh store, measured in the same run. Goals (issue 13): peak RSS at the largest size
 within 1.5x of the middle size per stage; incremental <= 1.2x the baseline per stage.
 
-Figures go to stdout and, with `--out DIR`, to `DIR/data_path.json`; `bench/data_path_report.py`
-turns that file into docs/benchmarks.md and its plot.
+Figures go to stdout and, with `--out DIR`, to `DIR/data_path.json`; with `--docs docs/benchmarks.md`
+the same run writes that page and its plot (`bench/data_path_report.py`, which also works from the JSON).
 """
 
 from __future__ import annotations
@@ -144,6 +144,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="anonymization processes")
     parser.add_argument("--out", type=Path, help="write data_path.json here")
     parser.add_argument("--keep", action="store_true", help="keep the stores (under --out)")
+    parser.add_argument("--docs", type=Path, help="write this Markdown page and its PNG plot (docs/benchmarks.md)")
     args = parser.parse_args()
     keep = args.out if args.keep and args.out else None
     if args.out:
@@ -176,6 +177,12 @@ def main() -> None:
     if args.out:
         (args.out / "data_path.json").write_text(json.dumps(report, indent=2) + "\n")
         print(f"\nwrote {args.out / 'data_path.json'}")
+    if args.docs:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from data_path_report import write
+
+        for path in write(report, args.docs):
+            print(f"wrote {path}")
 
 
 def summarize(report: dict, sizes: list[int]) -> None:
