@@ -47,7 +47,7 @@ from pipeline.core.settings import source_url
 from pipeline.core.store import Store
 from pipeline.defs.partitions import TARGET_PARTITIONS
 from pipeline.defs.target_partitions import sync_target_partitions
-stage, workers = sys.argv[1], int(sys.argv[2])
+stage, op_config = sys.argv[1], json.loads(sys.argv[2])
 instance = dg.DagsterInstance.get()
 quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 items, per_partition, failed = 0, {}, []
@@ -60,8 +60,8 @@ if stage == "raw_interactions":
 else:
     job = defs.resolve_job_def("train_target_job")
     config = dict(quiet)
-    if stage == "anonymized_dataset":
-        config["ops"] = {"anonymized_dataset": {"config": {"workers": workers}}}
+    if op_config:
+        config["ops"] = {stage: {"config": op_config}}
     for key in instance.get_dynamic_partitions(TARGET_PARTITIONS):
         began = time.perf_counter()
         result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False,
@@ -70,7 +70,9 @@ else:
         n = {"scored_examples": meta.get("read"), "anonymized_dataset": (meta.get("rows_in") or 0) + (meta.get("pairs_in") or 0),
              "training_file": meta.get("input_rows")}[stage] or 0
         items += int(n)
-        per_partition[key] = {"items": int(n), "seconds": round(time.perf_counter() - began, 2)}
+        per_partition[key] = {"items": int(n), "seconds": round(time.perf_counter() - began, 2),
+                              **{k: meta[k] for k in ("rows_out", "pairs_out", "redacted_by_engine", "reused_redactions") if k in meta},
+                              **({"stage_seconds": meta["seconds"]} if stage == "anonymized_dataset" else {})}
         if not result.success:
             failed.append(key)
 print(json.dumps({"items": items, "partitions": per_partition, "failed": failed}))
@@ -96,7 +98,7 @@ def timed(cmd: list[str], env: dict) -> dict:
 class World:
     """One FLYWHEEL_HOME / DAGSTER_HOME / SQLite store, and the stages run against it."""
 
-    def __init__(self, label: str, workers: int, keep: Path | None):
+    def __init__(self, label: str, workers: int, keep: Path | None = None):
         self.home = Path(tempfile.mkdtemp(prefix=f"flywheel-dp-{label}-", dir=keep))
         self.env = {**os.environ, "FLYWHEEL_HOME": str(self.home), "DAGSTER_HOME": str(self.home / "dagster")}
         self.env.pop("FLYWHEEL_SOURCE_URL", None)
@@ -106,7 +108,7 @@ class World:
         (self.home / "dagster" / "dagster.yaml").write_text(text)
         self.workers = workers
 
-    def run(self, stage: str, n: int = 0, seed: int = 7) -> dict:
+    def run(self, stage: str, n: int = 0, seed: int = 7, op_config: dict | None = None) -> dict:
         data = self.home / f"seed-{seed}-{n}.jsonl"
         if stage == "seed":
             r = timed([str(BIN / "flywheel"), "seed", "--n", str(n), "--seed", str(seed), "--out", str(data)], self.env)
@@ -115,7 +117,9 @@ class World:
             r = timed([str(BIN / "flywheel"), "import", "--json", str(data)], self.env)
             r["items"] = json.loads(r["stdout"]).get("read", 0) if r["stdout"].startswith("{") else n
         else:
-            r = timed([sys.executable, "-c", STAGE_SCRIPT, stage, str(self.workers)], self.env)
+            if op_config is None:
+                op_config = {"workers": self.workers} if stage == "anonymized_dataset" else {}
+            r = timed([sys.executable, "-c", STAGE_SCRIPT, stage, json.dumps(op_config)], self.env)
             detail = json.loads(r["stdout"])
             if detail["failed"]:
                 sys.exit(f"{stage} failed for {detail['failed']} in {self.home}")

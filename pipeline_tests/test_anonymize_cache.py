@@ -171,3 +171,14 @@ def test_asset_reuses_redactions_and_keeps_its_version(engine, _isolated_home):
         stored = json.dumps(conn.execute("SELECT key, texts FROM redactions").fetchall())
     assert "Maria Lopez" not in stored and "555-01" not in stored and "gmail.com" not in stored
     assert dg.DataVersion(a["anonymized_version"])
+
+
+def test_worker_processes_start_without_torch_and_redact_as_this_process_does(engine):
+    from pipeline.anonymize.engine import WORKER_SKIPS_IMPORTS, RedactionPool, loaded
+
+    groups = [[f"I'm Maria Lopez, call (415) 555-01{i:02d}.", "Ship to 12 Elm Street, Austin TX 78701."] for i in range(8)]
+    with RedactionPool(workers=2, min_parallel=0, chunk_groups=2) as pool:
+        pooled = [r.texts for r in pool.redact(groups)]
+        assert not any(pool._pool.map(loaded, WORKER_SKIPS_IMPORTS * 2))
+        assert all(pool._pool.map(loaded, ["spacy", "presidio_analyzer"] * 2))
+    assert pooled == [r.texts for r in engine.redact_groups(groups)]
