@@ -342,7 +342,7 @@ class Candidates:
 
 
 def curate_target(
-    store: st.Store, target: Target, *, batch_size: int = 5_000, log: Callable[[str], None] | None = None
+    store: st.Store, target: Target, *, batch_size: int = 1_000, log: Callable[[str], None] | None = None
 ) -> CurationReport:
     """Score, label, dedup and pair one target's accepted interactions; write examples and pairs."""
     log = log or (lambda _msg: None)
