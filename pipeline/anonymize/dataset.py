@@ -5,9 +5,9 @@ Every input row is either written (redacted, ids replaced by hashes) or removed 
 its opt-out cannot be verified). Rows in = rows out + rows removed, for examples and pairs.
 
 The files are read and written `batch_rows` rows at a time (memory does not grow with the
-table), and an example whose texts are in the `RedactionCache` (same content, same engine) is
-not sent to the engine again: it gets the redaction it got last time, byte for byte, so an
-unchanged dataset keeps its version and a run after new data costs what is new.
+table), and a row whose text columns are in the `RedactionCache` (same content, same engine) is
+neither parsed nor sent to the engine again: it gets the redaction it got last time, byte for
+byte, so an unchanged dataset keeps its version and a run after new data costs what is new.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.anonymize.cache import RedactionCache, group_key
+from pipeline.anonymize.cache import EXAMPLE_TEXT, PAIR_TEXT, Redaction, RedactionCache, row_key
 from pipeline.anonymize.records import (
     ANONYMIZED_EXAMPLE_COLUMNS,
     ANONYMIZED_PAIR_COLUMNS,
@@ -108,33 +108,39 @@ def _kept(rows: list[dict], opted_out: set[str], counts: TableCounts) -> list[di
 
 def _redact_batch(
     rows: list[dict],
+    table: str,
     prepare: Callable[[dict], Prepared],
     redact: Callable[[list[list[str]]], Iterable],
     cache: RedactionCache | None,
     report: AnonymizeReport,
 ) -> None:
-    """Redact `rows` in place: cached redactions where the content is known, the engine for the rest."""
-    prepared = [prepare(row) for row in rows]
-    report.words += sum(len(segment_text(t).split()) for p in prepared for t in p.segments)
-    keys = [group_key(p.segments) for p in prepared]
+    """Redact `rows` in place: a known redaction where the text columns are known, the engine for the rest."""
+    columns = EXAMPLE_TEXT if table == "examples" else PAIR_TEXT
+    keys = [row_key(table, row, columns) for row in rows]
     known = cache.get_many(keys) if cache is not None else {}
     todo = {key: i for i, key in enumerate(keys) if key not in known}  # equal content is redacted once
+    prepared = {key: prepare(rows[i]) for key, i in todo.items()}  # only what is new is parsed
     fresh = []
-    for key, result in zip(todo, redact([prepared[i].segments for i in todo.values()]), strict=True):
-        known[key] = (result.texts, result.entities)
-        fresh.append((key, result.texts, result.entities))
+    for key, result in zip(todo, redact([p.segments for p in prepared.values()]), strict=True):
+        prep, row = prepared[key], rows[todo[key]]
+        words = sum(len(segment_text(t).split()) for t in prep.segments)
+        prep.apply(result.texts)
+        known[key] = Redaction({c: row.get(c) for c in columns}, result.entities, prep.notes, words)
+        fresh.append((key, known[key]))
     if cache is not None and fresh:
         cache.put_many(fresh)
-    for key, prep in zip(keys, prepared, strict=True):
-        texts, entities = known[key]
-        prep.apply(list(texts))
-        report.entities.update(entities)
-        report.notes.update(prep.notes)
+    for key, row in zip(keys, rows, strict=True):
+        redaction = known[key]
+        row.update(redaction.columns)
+        report.entities.update(redaction.entities)
+        report.notes.update(redaction.notes)
+        report.words += redaction.words
     report.redacted += len(todo)
-    report.reused += len(prepared) - len(todo)
+    report.reused += len(rows) - len(todo)
 
 
 def _table(
+    table: str,
     source: Path | None,
     out: Path,
     columns: list[str],
@@ -154,7 +160,7 @@ def _table(
     try:
         for rows in _batches(source, batch_rows):
             kept = _kept(rows, opted_out, counts)
-            _redact_batch(kept, prepare, redact, cache, report)
+            _redact_batch(kept, table, prepare, redact, cache, report)
             on_rows(kept)
             if kept:
                 writer.write_table(pa.Table.from_pylist([strip_ids(r, id_column) for r in kept], schema=schema))
@@ -200,9 +206,9 @@ def anonymize_files(
                 "completion": str(row.get("completion") or "")[:PREVIEW_CHARS],
             })
 
-    _table(examples_path, out_dir / "examples.parquet", ANONYMIZED_EXAMPLE_COLUMNS, "example_id", prepare_example,
+    _table("examples", examples_path, out_dir / "examples.parquet", ANONYMIZED_EXAMPLE_COLUMNS, "example_id", prepare_example,
            opted_out, redact, cache, report.example_counts, report, batch_rows, keep_preview)
-    _table(pairs, out_dir / "pairs.parquet", ANONYMIZED_PAIR_COLUMNS, "pair_id", prepare_pair,
+    _table("pairs", pairs, out_dir / "pairs.parquet", ANONYMIZED_PAIR_COLUMNS, "pair_id", prepare_pair,
            opted_out, redact, cache, report.pair_counts, report, batch_rows)
     report.seconds = time.perf_counter() - start
     return report

@@ -794,7 +794,9 @@ class RedactionPool:
         self.close()
 
     def redact(self, groups: Sequence[Sequence[Segment]]) -> Iterator[GroupResult]:
-        """Redacted groups in input order (lazily, chunk by chunk)."""
+        """Redacted groups in input order (lazily, chunk by chunk); nothing to redact loads no engine."""
+        if not groups:
+            return
         if self.workers > 1 and len(groups) < self.min_parallel and self._pool is None:
             engine = get_engine(self.entities)  # too little work to pay for starting processes
             for chunk in _chunks(groups, self.chunk_groups):
