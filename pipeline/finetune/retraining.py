@@ -28,15 +28,16 @@ THROUGH_TAG = "flywheel/source_seq_through"
 
 def count_new_examples(store, target: Target, since_seq: int, through_seq: int) -> int:
     """Interactions of `target` accepted in `(since_seq, through_seq]` that scored_examples would export."""
-    from pipeline.curation.curate import continuation, conversation_last_turns
+    from pipeline.curation.curate import continuation, last_turns_of
     from pipeline.curation.scoring import exportable
 
     if through_seq <= since_seq:
         return 0
     exclude = sorted(set(target.exclude_tenants) | store.opted_out_orgs())
-    continued = continuation(conversation_last_turns(store, target.tenants, exclude))
     count = 0
+    # only the rows in the window (an index search on task and accepted_seq), and only their conversations
     for batch in store.iter_accepted(target.tasks, target.tenants, exclude, since_seq=since_seq, through_seq=through_seq):
+        continued = continuation(last_turns_of(store, batch))
         for record in batch:
             try:
                 if exportable(record, target.scoring, conversation_continued=continued(record)) is not None:
