@@ -60,15 +60,18 @@ class Tally:
 
 
 def update_tally(previous: Tally | None, baseline: int, through_seq: int,
-                 count: Callable[[int, int], int]) -> Tally:
+                 count: Callable[[int, int], int], max_span: int | None = None) -> Tally:
     """The tally from `baseline` to `through_seq`, counting only the rows the previous tick has not seen.
 
     A new baseline (a model trained, a run requested) starts the count again; the store's
-    watermark moving back (a restored database) does too.
+    watermark moving back (a restored database) does too. `max_span` caps the accepted_seq
+    positions counted in one call: the tally then stops short of `through_seq` and the next call
+    goes on from where it stopped (a sensor's first tick on a large log stays within its timeout).
     """
-    if previous is None or previous.since_seq != baseline or previous.through_seq > through_seq:
-        return Tally(baseline, through_seq, count(baseline, through_seq))
-    return Tally(baseline, through_seq, previous.count + count(previous.through_seq, through_seq))
+    restart = previous is None or previous.since_seq != baseline or previous.through_seq > through_seq
+    start, so_far = (baseline, 0) if restart else (previous.through_seq, previous.count)
+    end = through_seq if max_span is None else min(through_seq, start + max_span)
+    return Tally(baseline, end, so_far + (count(start, end) if end > start else 0))
 
 
 @dataclass(frozen=True)
