@@ -42,7 +42,7 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-BENCHES := ingest_scale seed_throughput curation_bench anonymize_throughput training_files st_training hf_training online_experiment
+BENCHES := ingest_scale seed_throughput curation_bench anonymize_throughput training_files st_training hf_training online_experiment load_time sensor_tick
 
 bench: $(STAMP)  ## run every benchmark under bench/ (about an hour on 2 cores; each prints its figures)
 	for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done

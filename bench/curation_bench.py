@@ -56,8 +56,11 @@ print(json.dumps(out))
 """
 
 
-def build_store(url: str, n: int, seed: int) -> tuple[int, float]:
-    """N synthetic interactions, validated with their feedback, into fw_accepted_interactions."""
+def build_store(url: str, n: int, seed: int, first_seq: int = 1) -> tuple[int, float]:
+    """N synthetic interactions, validated with their feedback, into fw_accepted_interactions.
+
+    `accepted_seq` numbers them from `first_seq` (bench/sensor_tick.py adds new rows above a store's watermark).
+    """
     from pipeline.core.contract import validate_feedback, validate_interaction
     from pipeline.core.store import Store, accepted_row
     from pipeline.synth.generate import iter_generated
@@ -73,7 +76,7 @@ def build_store(url: str, n: int, seed: int) -> tuple[int, float]:
         for r in records:
             r["feedback"].sort(key=lambda e: (e["occurred_at"], e["kind"]))
         with store.engine.begin() as conn:  # the writer raw_interactions uses
-            store.upsert_accepted(conn, [accepted_row(r, total + 1 + i) for i, r in enumerate(records)])
+            store.upsert_accepted(conn, [accepted_row(r, first_seq + total + i) for i, r in enumerate(records)])
         total += len(records)
 
     for generated in iter_generated(n, seed=seed, bad_share=0.0):

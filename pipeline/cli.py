@@ -26,21 +26,33 @@ def _store():
     return Store(source_url())
 
 
+def _bar_enabled(args: argparse.Namespace) -> bool | None:
+    """None: a progress bar on stderr when it is a terminal; False with --json or --no-progress."""
+    return False if getattr(args, "json", False) or args.no_progress else None
+
+
 def cmd_seed(args: argparse.Namespace) -> int:
+    from pipeline.core.progress import progress
     from pipeline.synth.generate import seed_command
 
     out = "-" if args.out == "-" else Path(args.out)
-    counts = seed_command(n=args.n, seed=args.seed, out=out, bad_share=args.bad_share)
+    with progress(args.n, desc="seed", unit="interaction", unit_scale=True, enabled=_bar_enabled(args)) as bar:
+        counts = seed_command(n=args.n, seed=args.seed, out=out, bad_share=args.bad_share, bar=bar)
     print(json.dumps(counts, sort_keys=True), file=sys.stderr)
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from pipeline.core.progress import input_size, progress
     from pipeline.ingest.importer import import_file
 
     store = _store()
+    path = Path(args.file)
+    total = input_size(sys.stdin.buffer) if args.file == "-" else path.stat().st_size if path.is_file() else None
     try:
-        counts = import_file(store, args.file, batch_size=args.batch_size)
+        with progress(total, desc="import", unit="B", unit_scale=True, counting="record",
+                      enabled=_bar_enabled(args)) as bar:
+            counts = import_file(store, args.file, batch_size=args.batch_size, bar=bar)
     except FileNotFoundError as exc:
         print(f"flywheel import: {exc}", file=sys.stderr)
         return 2
@@ -60,8 +72,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_anonymize(args: argparse.Namespace) -> int:
     from pipeline.anonymize.stream import anonymize_stream
+    from pipeline.core.progress import input_size, progress
 
-    counts = anonymize_stream(sys.stdin.buffer, sys.stdout, workers=args.workers)
+    with progress(input_size(sys.stdin.buffer), desc="anonymize", unit="B", unit_scale=True, counting="record",
+                  enabled=_bar_enabled(args)) as bar:
+        counts = anonymize_stream(sys.stdin.buffer, sys.stdout, workers=args.workers, bar=bar)
     print(json.dumps(counts, sort_keys=True), file=sys.stderr)
     return 0
 
@@ -122,6 +137,11 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _no_progress_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar (there is none anyway when stderr is not a terminal)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flywheel", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -131,16 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same bytes")
     p.add_argument("--out", default="-", help="output file, or - for stdout (default)")
     p.add_argument("--bad-share", type=float, default=0.01, help="share of records that break the contract")
+    _no_progress_flag(p)
     p.set_defaults(func=cmd_seed)
 
     p = sub.add_parser("import", help="load a JSONL file into the interaction store")
     p.add_argument("file", help="JSONL file, or - for stdin")
     p.add_argument("--json", action="store_true", help="print the counts as one JSON object")
     p.add_argument("--batch-size", type=int, default=5_000)
+    _no_progress_flag(p)
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("anonymize", help="anonymize a JSONL stream: stdin → stdout")
     p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    _no_progress_flag(p)
     p.set_defaults(func=cmd_anonymize)
 
     p = sub.add_parser("quarantine", help="show quarantined records and why")

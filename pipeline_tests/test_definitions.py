@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
-HEAVY = ("torch", "spacy", "transformers", "sentence_transformers", "presidio_analyzer", "peft", "trl",
-         "datasets", "great_expectations")
+#: libraries that only the steps needing them may import: none of them at code-location load
+HEAVY = ("torch", "spacy", "transformers", "sentence_transformers", "presidio_analyzer", "presidio_anonymizer",
+         "peft", "trl", "datasets", "great_expectations")
 
 
 def _partitions(partitions) -> str | list[str] | None:
@@ -50,17 +51,56 @@ def graph_snapshot() -> dict:
     }
 
 
+#: Loads the code location in a fresh interpreter; prints the heavy packages it imported and, for each, the
+#: project's lines on the stack when it was first looked for (the import chain, through Dagster's loader).
+LOAD_PROBE = r"""
+import json, sys, traceback
+heavy, root = set(json.loads(sys.argv[1])), sys.argv[2]
+chains = {}
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        top = name.split(".")[0]
+        if top in heavy and top not in chains:
+            chains[top] = [f"{f.filename[len(root):]}:{f.lineno}: {f.line}" for f in traceback.extract_stack()
+                           if f.filename.startswith(root + "pipeline/")] + [f"import {name}"]
+        return None
+sys.meta_path.insert(0, Spy())
+import pipeline.definitions as d
+d.defs.resolve_asset_graph()
+print(json.dumps({"loaded": sorted({m.split(".")[0] for m in sys.modules} & heavy), "chains": chains}))
+"""
+
+
+def load_probe(heavy: tuple[str, ...]) -> dict:
+    root = str(Path(__file__).resolve().parents[1]) + os.sep
+    out = subprocess.run([sys.executable, "-c", LOAD_PROBE, json.dumps(heavy), root], capture_output=True, text=True,
+                         check=True, env=os.environ)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def test_definitions_load_without_heavy_imports():
-    code = (
-        "import sys, time; import dagster; t = time.perf_counter(); import pipeline.definitions as d; "
-        "d.defs.resolve_asset_graph(); "
-        "print(round(time.perf_counter() - t, 2)); "
-        f"print([m for m in {HEAVY!r} if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)
-    seconds, heavy = out.stdout.strip().splitlines()[-2:]
-    assert heavy == "[]", f"heavy modules imported at load: {heavy}"
-    assert float(seconds) < 10  # generous for shared CI machines; the before-stop hook reports the real figure
+    """A fresh interpreter loads the code location without any heavy library; a failure names the import chain.
+
+    Load time is measured by bench/load_time.py, not asserted here: shared machines are too noisy.
+    """
+    probe = load_probe(HEAVY)
+    if probe["loaded"]:
+        report = "\n".join(f"  {top}:\n" + "".join(f"    {line}\n" for line in chain)
+                           for top, chain in sorted(probe["chains"].items()))
+        raise AssertionError(
+            f"heavy packages imported when the code location loads: {', '.join(probe['loaded'])}; first imported by\n"
+            f"{report}import them inside the step (function) that needs them "
+            "(python -X importtime -c 'import pipeline.definitions' shows what each import costs)")
+
+
+def test_the_load_probe_names_the_lines_that_imported_a_package():
+    """The failure report is right: `resource` (stdlib, light) is traced through the defs loader to its importer."""
+    probe = load_probe(("resource",))
+    assert probe["loaded"] == ["resource"]
+    chain = probe["chains"]["resource"]
+    assert chain[0].startswith("pipeline/definitions.py:") and "load_from_defs_folder" in chain[0], chain
+    assert chain[-2].startswith("pipeline/backends/local_training.py:") and chain[-2].endswith("import resource")
+    assert chain[-1] == "import resource"
 
 
 def test_every_asset_has_a_docstring_owner_and_group():

@@ -56,6 +56,20 @@ def test_tally_counts_only_rows_the_last_tick_has_not_seen():
     assert update_tally(Tally(10, 30, 20), 10, 25, count) == Tally(10, 25, 15)  # the store went back: recount
 
 
+def test_a_capped_tally_goes_on_where_it_stopped():
+    seen = []
+
+    def count(a, b):
+        seen.append((a, b))
+        return b - a
+
+    first = update_tally(None, 0, 250, count, max_span=100)
+    assert first == Tally(0, 100, 100)
+    assert update_tally(update_tally(first, 0, 250, count, 100), 0, 250, count, 100) == Tally(0, 250, 250)
+    assert seen == [(0, 100), (100, 200), (200, 250)]
+    assert update_tally(Tally(0, 250, 250), 0, 250, count, 100) == Tally(0, 250, 250) and len(seen) == 3
+
+
 def test_decide_names_what_is_missing_or_running():
     short = decide("pages", Tally(0, 9, 3), 5, None)
     assert not short.fire and "short by 2" in short.reason
@@ -122,6 +136,20 @@ def test_fires_once_threshold_examples_arrived_and_never_twice_for_the_same_data
     assert "pages: 0 new example(s) since accepted_seq 201" in why(third)
     restarted, _ = tick(instance, url, json.dumps(json.loads(second.cursor)))
     assert requests(restarted) == []
+
+
+def test_a_tick_counts_at_most_its_span_and_the_next_ticks_go_on(setup, monkeypatch):
+    """A first tick on a large log stays within Dagster's sensor timeout: it counts a span, the next ones the rest."""
+    instance, store, url = setup
+    monkeypatch.setenv("FLYWHEEL_RETRAIN_TICK_SPAN", "3")
+    good_pages(store, 0, 5)
+    first, _ = tick(instance, url)
+    assert requests(first) == []
+    assert "pages: 3 new example(s) since accepted_seq 0, 5 needed (short by 2) (counted through accepted_seq 3 " \
+           "of 5; the next ticks count the rest)" in why(first)
+    second, _ = tick(instance, url, first.cursor)
+    assert requests(second) == [("pages", "pages@5")]
+    assert second.run_requests[0].tags["flywheel/new_examples"] == "5"
 
 
 def test_no_run_while_one_is_queued_or_in_flight_and_one_after_a_pause(setup):

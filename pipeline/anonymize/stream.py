@@ -21,6 +21,7 @@ from typing import BinaryIO, TextIO
 
 from pipeline.anonymize.records import prepare_record, pseudonymize_record
 from pipeline.core.contract import RECORD_TYPES
+from pipeline.core.progress import NoProgress
 
 #: Records redacted per batch (one batch is in memory at a time; output order is input order).
 BATCH_LINES = 256
@@ -40,27 +41,37 @@ def _parse(raw: str) -> tuple[str, dict] | str:
 
 
 def _lines(stream: BinaryIO | TextIO):
+    """(line number, text or None, why it is unreadable or None, its size in bytes) per line."""
     for number, line in enumerate(stream, start=1):
         if isinstance(line, bytes):
+            size = len(line)
             try:
                 line = line.decode("utf-8")
             except UnicodeDecodeError as exc:
-                yield number, None, f"bytes are not UTF-8 at offset {exc.start}"
+                yield number, None, f"bytes are not UTF-8 at offset {exc.start}", size
                 continue
-        yield number, line, None
+        else:
+            size = len(line.encode("utf-8"))
+        yield number, line, None, size
 
 
 def anonymize_stream(
-    stdin: BinaryIO | TextIO, stdout: TextIO, workers: int = 2, stderr: TextIO | None = None
+    stdin: BinaryIO | TextIO, stdout: TextIO, workers: int = 2, stderr: TextIO | None = None,
+    bar: NoProgress | None = None,
 ) -> dict:
     """Redact a JSONL stream of contract records; returns the counts (also for the exit code).
 
     Returns {"lines", "written", "malformed", "blank", "by_type", "entities", "notes"}; counts add
-    up: lines = written + malformed + blank.
+    up: lines = written + malformed + blank. `bar` (`pipeline.core.progress.progress`, drawn on
+    stderr) advances by the bytes of each batch written and counts the records; a malformed line's
+    message is printed above the bar.
     """
     from pipeline.anonymize.engine import RedactionPool
 
     stderr = stderr if stderr is not None else sys.stderr
+    bar = bar or NoProgress(stderr)
+    say = bar.write if bar.active else (lambda text: stderr.write(text + "\n"))  # above a bar, not through it
+    pending_bytes = 0
     counts = {"lines": 0, "written": 0, "malformed": 0, "blank": 0}
     by_type: Counter = Counter()
     entities: Counter = Counter()
@@ -77,18 +88,26 @@ def anonymize_stream(
             counts["written"] += 1
             by_type[record_type] += 1
         stdout.flush()
+        advance()
+
+    def advance() -> None:
+        nonlocal pending_bytes
+        bar.count(counts["written"])  # shown by the update's refresh
+        bar.update(pending_bytes)
+        pending_bytes = 0
 
     with RedactionPool(workers=workers, min_parallel=0) as pool:  # workers as asked, from the first line
         batch: list[tuple[str, dict]] = []
-        for number, line, error in _lines(stdin):
+        for number, line, error, size in _lines(stdin):
             counts["lines"] += 1
+            pending_bytes += size
             if error is None and not line.strip():
                 counts["blank"] += 1
                 continue
             parsed = error if error is not None else _parse(line)
             if isinstance(parsed, str):
                 counts["malformed"] += 1
-                stderr.write(f"line {number}: {parsed}\n")
+                say(f"line {number}: {parsed}")
                 continue
             batch.append(parsed)
             if len(batch) >= BATCH_LINES:
@@ -96,4 +115,5 @@ def anonymize_stream(
                 batch = []
         if batch:
             flush(batch, pool)
+        advance()
     return {**counts, "by_type": dict(by_type), "entities": dict(entities), "notes": dict(notes)}

@@ -69,8 +69,8 @@ accepted = sa.Table(
     "fw_accepted_interactions",
     metadata,
     sa.Column("id", sa.Text, primary_key=True),
-    sa.Column("org_id", sa.Text, nullable=False, index=True),
-    sa.Column("task", sa.Text, nullable=False, index=True),
+    sa.Column("org_id", sa.Text, nullable=False),  # indexed first in ix_…_conversation
+    sa.Column("task", sa.Text, nullable=False),  # indexed first in ix_…_task_seq
     sa.Column("user_id", sa.Text),
     sa.Column("conversation_id", sa.Text),
     sa.Column("occurred_at", sa.Text, nullable=False),
@@ -78,6 +78,11 @@ accepted = sa.Table(
     # the validated interaction with its validated feedback events under "feedback"
     sa.Column("record", sa.Text, nullable=False),
     sa.Column("accepted_seq", sa.BigInteger, nullable=False, index=True),
+    # what is new for some tasks: `task IN (…) AND accepted_seq > watermark` is an index search per task
+    # (with the task index alone SQLite visited every row of the tasks, each tick of the retraining sensor)
+    sa.Index("ix_fw_accepted_interactions_task_seq", "task", "accepted_seq"),
+    # the turns of a tenant's conversations, read from the index alone (no record text) and in order
+    sa.Index("ix_fw_accepted_interactions_conversation", "org_id", "conversation_id", "occurred_at"),
 )
 quarantine = sa.Table(
     "fw_quarantine",
@@ -156,6 +161,9 @@ rollouts = sa.Table(
 )
 #: Columns added to a table after its first release: `create_schema` adds them to an older store.
 ADDED_COLUMNS = {"fw_model_registry": ("retired_at", "retired_reason")}
+#: Indexes of fw_accepted_interactions added after its first release: `create_schema` creates them in an older store (once;
+#: minutes on a large Postgres table, which `CREATE INDEX` locks against writes meanwhile).
+ADDED_INDEXES = ("ix_fw_accepted_interactions_task_seq", "ix_fw_accepted_interactions_conversation")
 
 RAW_PREVIEW_CHARS = 2_000
 SOURCE_TABLES = {"interaction": interactions, "feedback": feedback, "organization": organizations}
@@ -239,6 +247,7 @@ class Store:
         except sa.exc.IntegrityError:  # another process created it between check and create
             metadata.create_all(self.engine, checkfirst=True)
         self._add_missing_columns()
+        self._add_missing_indexes()
         with self.engine.begin() as conn:
             exists = conn.execute(sa.select(counters.c.value).where(counters.c.name == "seq")).first()
             if exists is None:
@@ -262,6 +271,17 @@ class Store:
                 except (sa.exc.OperationalError, sa.exc.ProgrammingError):  # added concurrently by another process
                     fresh = {c["name"] for c in sa.inspect(self.engine).get_columns(table_name)}
                     if name not in fresh:
+                        raise
+
+    def _add_missing_indexes(self) -> None:
+        """`CREATE INDEX` for the indexes of `ADDED_INDEXES` that an older store lacks."""
+        have = {ix["name"] for ix in sa.inspect(self.engine).get_indexes(accepted.name)}
+        for index in accepted.indexes:
+            if index.name in ADDED_INDEXES and index.name not in have:
+                try:
+                    index.create(self.engine, checkfirst=True)
+                except (sa.exc.OperationalError, sa.exc.ProgrammingError):  # created concurrently by another process
+                    if index.name not in {ix["name"] for ix in sa.inspect(self.engine).get_indexes(accepted.name)}:
                         raise
 
     def dispose(self) -> None:
@@ -435,21 +455,12 @@ class Store:
         SQL, so a per-tenant target never even reads another tenant's rows. `since_seq` and
         `through_seq` keep only rows accepted (or updated by new feedback) in `(since_seq, through_seq]`.
         """
-        query = sa.select(accepted.c.id).where(accepted.c.task.in_(list(tasks)))
-        if since_seq is not None:
-            query = query.where(accepted.c.accepted_seq > since_seq)
-        if through_seq is not None:
-            query = query.where(accepted.c.accepted_seq <= through_seq)
-        if tenants is not None:
-            query = query.where(accepted.c.org_id.in_(list(tenants)))
-        excluded = list(exclude_tenants)
-        if excluded:
-            query = query.where(accepted.c.org_id.not_in(excluded))
+        query = accepted_ids_query(tasks, tenants, exclude_tenants, since_seq, through_seq)
         with self.engine.connect() as conn:
             # ids first, in one sorted scan; then the records by id. (Paging `record` itself with
             # `id > last ORDER BY id LIMIT n` made SQLite re-sort every remaining record per page:
             # quadratic, minutes at 200k rows.) A row deleted meanwhile is skipped.
-            ids = conn.execute(query.order_by(accepted.c.id)).scalars().all()
+            ids = conn.execute(query).scalars().all()
             for start in range(0, len(ids), batch_size):
                 page = ids[start : start + batch_size]
                 found: dict[str, str] = {}
@@ -503,6 +514,24 @@ class Store:
     def count(self, table: sa.Table) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def accepted_ids_query(
+    tasks: Iterable[str], tenants: Iterable[str] | None = None, exclude_tenants: Iterable[str] = (),
+    since_seq: int | None = None, through_seq: int | None = None,
+) -> sa.Select:
+    """The ids `Store.iter_accepted` reads, sorted; with `since_seq` an index search on (task, accepted_seq)."""
+    query = sa.select(accepted.c.id).where(accepted.c.task.in_(list(tasks)))
+    if since_seq is not None:
+        query = query.where(accepted.c.accepted_seq > since_seq)
+    if through_seq is not None:
+        query = query.where(accepted.c.accepted_seq <= through_seq)
+    if tenants is not None:
+        query = query.where(accepted.c.org_id.in_(list(tenants)))
+    excluded = list(exclude_tenants)
+    if excluded:
+        query = query.where(accepted.c.org_id.not_in(excluded))
+    return query.order_by(accepted.c.id)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

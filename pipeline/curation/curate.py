@@ -140,17 +140,48 @@ def conversation_last_turns(
     """
     acc = st.accepted
     query = _conversational(sa.select(acc.c.org_id, acc.c.conversation_id, acc.c.occurred_at), tenants, exclude)
-    last: dict[tuple[str, str], str] = {}
-    current, turns, latest = None, 0, ""
     with store.engine.connect() as conn:
         rows = conn.execution_options(yield_per=10_000).execute(query.order_by(acc.c.org_id, acc.c.conversation_id))
-        for org, conversation, occurred in rows:
-            if (org, conversation) != current:
-                if turns > 1:
-                    last[current] = latest
-                current, turns, latest = (org, conversation), 0, ""
-            turns += 1
-            latest = max(latest, time_key(occurred))
+        return _last_turns(rows)
+
+
+def last_turns_query(org: str, conversations: list[str]) -> sa.Select:
+    """The turns of some of one tenant's conversations: an index search each (ix_fw_accepted_interactions_conversation)."""
+    acc = st.accepted
+    return (sa.select(acc.c.org_id, acc.c.conversation_id, acc.c.occurred_at)
+            .where(acc.c.org_id == org, acc.c.conversation_id.in_(conversations))
+            .order_by(acc.c.org_id, acc.c.conversation_id))
+
+
+def last_turns_of(store: st.Store, records: Iterable[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """`conversation_last_turns` for the conversations of these records only (any task, any time).
+
+    What a tick that scores only the new rows needs: it reads their conversations, not every
+    conversation of the store. The records' tenants already passed the target's tenant filters.
+    """
+    wanted: dict[str, set[str]] = {}
+    for record in records:
+        if record.get("conversation_id"):
+            wanted.setdefault(record["org_id"], set()).add(record["conversation_id"])
+    last: dict[tuple[str, str], str] = {}
+    with store.engine.connect() as conn:
+        for org, conversations in sorted(wanted.items()):
+            for chunk in st.chunks(sorted(conversations), 900):
+                last.update(_last_turns(conn.execute(last_turns_query(org, chunk))))
+    return last
+
+
+def _last_turns(rows: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str], str]:
+    """(org, conversation) → latest `time_key`, for conversations of two turns or more; rows sorted by both."""
+    last: dict[tuple[str, str], str] = {}
+    current, turns, latest = None, 0, ""
+    for org, conversation, occurred in rows:
+        if (org, conversation) != current:
+            if turns > 1:
+                last[current] = latest
+            current, turns, latest = (org, conversation), 0, ""
+        turns += 1
+        latest = max(latest, time_key(occurred))
     if turns > 1:
         last[current] = latest
     return last

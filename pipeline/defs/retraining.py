@@ -13,10 +13,15 @@ Exactly once, without floods:
 - while a run of the target is queued or running, or its hosted job is live, nothing is requested;
 - so a sensor switched back on after a pause requests at most one run per target, for the data it
   finds then, not one per threshold's worth that arrived while it was off.
+
+A tick counts at most `FLYWHEEL_RETRAIN_TICK_SPAN` accepted_seq positions per target (100,000), and
+the next ticks go on from there: the first tick on a large log stays within Dagster's 60 s sensor
+timeout instead of failing every time without storing a cursor.
 """
 
 import json
 import os
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +35,10 @@ SENSOR_NAME = "retrain_on_new_examples"
 SCHEDULE_NAME = "weekly_retraining"
 #: seconds between two ticks of the sensor (`FLYWHEEL_RETRAIN_SENSOR_SECONDS`)
 DEFAULT_SENSOR_SECONDS = 300
+#: accepted_seq positions one sensor tick counts per target at most (`FLYWHEEL_RETRAIN_TICK_SPAN`): the first
+#: tick on a log of a million interactions took 50 s uncapped (bench/sensor_tick.py), near Dagster's 60 s
+#: sensor timeout; capped, the ticks catch up 100,000 positions at a time
+DEFAULT_TICK_SPAN = 100_000
 #: every Sunday at 00:00 UTC (the podcast seed's cadence)
 WEEKLY_CRON = "0 0 * * 0"
 ACTIVE_RUN_STATUSES = [
@@ -70,10 +79,19 @@ def trained_watermarks(instance: dg.DagsterInstance, store, key: str) -> list[in
     return [version_watermark(instance, key, v) for v in sorted(versions)]
 
 
+def tick_span() -> int:
+    return int(os.environ.get("FLYWHEEL_RETRAIN_TICK_SPAN", DEFAULT_TICK_SPAN))
+
+
 def plan_retraining(
     instance: dg.DagsterInstance, store, cursor: dict[str, Any] | None, *, minimum: int | None, trigger: str,
+    max_span: int | None = None,
 ) -> tuple[list, dict[str, Any]]:
-    """(one decision per target partition, the next cursor); `minimum` None means each target's `retrain_threshold`."""
+    """(one decision per target partition, the next cursor); `minimum` None means each target's `retrain_threshold`.
+
+    `max_span` caps the accepted_seq positions counted per target (see `update_tally`); a decision
+    whose count stopped short says so.
+    """
     from pipeline.core.targets import get_target
     from pipeline.finetune.retraining import Tally, baseline, count_new_examples, decide, update_tally
 
@@ -89,10 +107,14 @@ def plan_retraining(
             continue
         since = baseline([*trained_watermarks(instance, store, key), fired.get(key)])
         previous = Tally(**tallies[key]) if key in tallies else None
-        tally = update_tally(previous, since, through, lambda a, b, t=target: count_new_examples(store, t, a, b))
+        tally = update_tally(previous, since, through, lambda a, b, t=target: count_new_examples(store, t, a, b),
+                             max_span)
         tallies[key] = tally.as_dict()
         decision = decide(key, tally, target.retrain_threshold if minimum is None else minimum,
                           in_flight(instance, store, key))
+        if tally.through_seq < through:
+            decision = replace(decision, reason=f"{decision.reason} (counted through accepted_seq "
+                                                f"{tally.through_seq} of {through}; the next ticks count the rest)")
         if decision.fire:
             fired[key] = tally.through_seq
         decisions.append(decision)
@@ -130,7 +152,7 @@ def _parse(text: str | None) -> dict[str, Any] | None:
 )
 def retrain_on_new_examples(context: dg.SensorEvaluationContext, store: StoreResource) -> dg.SensorResult:
     decisions, cursor = plan_retraining(context.instance, store.get(), _parse(context.cursor), minimum=None,
-                                        trigger=SENSOR_NAME)
+                                        trigger=SENSOR_NAME, max_span=tick_span())
     for decision in decisions:
         context.log.info(decision.reason)
     requests = run_requests(decisions, SENSOR_NAME)

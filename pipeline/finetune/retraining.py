@@ -28,15 +28,16 @@ THROUGH_TAG = "flywheel/source_seq_through"
 
 def count_new_examples(store, target: Target, since_seq: int, through_seq: int) -> int:
     """Interactions of `target` accepted in `(since_seq, through_seq]` that scored_examples would export."""
-    from pipeline.curation.curate import continuation, conversation_last_turns
+    from pipeline.curation.curate import continuation, last_turns_of
     from pipeline.curation.scoring import exportable
 
     if through_seq <= since_seq:
         return 0
     exclude = sorted(set(target.exclude_tenants) | store.opted_out_orgs())
-    continued = continuation(conversation_last_turns(store, target.tenants, exclude))
     count = 0
+    # only the rows in the window (an index search on task and accepted_seq), and only their conversations
     for batch in store.iter_accepted(target.tasks, target.tenants, exclude, since_seq=since_seq, through_seq=through_seq):
+        continued = continuation(last_turns_of(store, batch))
         for record in batch:
             try:
                 if exportable(record, target.scoring, conversation_continued=continued(record)) is not None:
@@ -59,15 +60,18 @@ class Tally:
 
 
 def update_tally(previous: Tally | None, baseline: int, through_seq: int,
-                 count: Callable[[int, int], int]) -> Tally:
+                 count: Callable[[int, int], int], max_span: int | None = None) -> Tally:
     """The tally from `baseline` to `through_seq`, counting only the rows the previous tick has not seen.
 
     A new baseline (a model trained, a run requested) starts the count again; the store's
-    watermark moving back (a restored database) does too.
+    watermark moving back (a restored database) does too. `max_span` caps the accepted_seq
+    positions counted in one call: the tally then stops short of `through_seq` and the next call
+    goes on from where it stopped (a sensor's first tick on a large log stays within its timeout).
     """
-    if previous is None or previous.since_seq != baseline or previous.through_seq > through_seq:
-        return Tally(baseline, through_seq, count(baseline, through_seq))
-    return Tally(baseline, through_seq, previous.count + count(previous.through_seq, through_seq))
+    restart = previous is None or previous.since_seq != baseline or previous.through_seq > through_seq
+    start, so_far = (baseline, 0) if restart else (previous.through_seq, previous.count)
+    end = through_seq if max_span is None else min(through_seq, start + max_span)
+    return Tally(baseline, end, so_far + (count(start, end) if end > start else 0))
 
 
 @dataclass(frozen=True)

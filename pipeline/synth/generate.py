@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
+from pipeline.core.progress import NoProgress
 from pipeline.synth import avatar_chat, page_builder, roast, signals, ux_review
 from pipeline.synth.faults import FaultMaker
 from pipeline.synth.world import ANCHOR_EPOCH, ORGS, ORGS_BY_PRODUCT, SPAN_S, World, organization_record
@@ -102,11 +103,17 @@ def iter_records(n: int, seed: int = 0, bad_share: float = 0.01) -> Iterator[dic
         yield generated.record
 
 
-def write_jsonl(out: TextIO | Path | str, n: int, seed: int = 0, bad_share: float = 0.01) -> dict[str, Any]:
-    """Write the log to a path or text stream; return counts by type, product, task and fault."""
+def write_jsonl(
+    out: TextIO | Path | str, n: int, seed: int = 0, bad_share: float = 0.01, bar: NoProgress | None = None
+) -> dict[str, Any]:
+    """Write the log to a path or text stream; return counts by type, product, task and fault.
+
+    `bar` (`pipeline.core.progress.progress`) advances by one per interaction written.
+    """
     if isinstance(out, str | Path):
         with open(out, "w", encoding="utf-8", newline="\n") as stream:
-            return write_jsonl(stream, n, seed, bad_share)
+            return write_jsonl(stream, n, seed, bad_share, bar)
+    tick = (bar or NoProgress()).update
     by_type: Counter[str] = Counter()
     by_product: Counter[str] = Counter()
     by_task: Counter[str] = Counter()
@@ -123,6 +130,7 @@ def write_jsonl(out: TextIO | Path | str, n: int, seed: int = 0, bad_share: floa
             by_product[product] += 1
             by_task[record["task"]] += 1
             opted_out_interactions += record["org_id"] in opted_out
+            tick()
     return {
         "records": sum(by_type.values()),
         "interactions": sum(by_product.values()),
@@ -145,19 +153,20 @@ def default_path(n: int, seed: int) -> Path:
 
 
 def seed_command(
-    n: int = 2_000, seed: int = 0, out: str | Path | None = None, bad_share: float = 0.01
+    n: int = 2_000, seed: int = 0, out: str | Path | None = None, bad_share: float = 0.01,
+    bar: NoProgress | None = None,
 ) -> dict[str, Any]:
     """The `flywheel seed` command: write `n` synthetic interactions as JSONL; return the counts.
 
     `out` is a file path (written to a temporary name, then renamed, so a failed run leaves no
     half file), `-` for stdout, or None for `FLYWHEEL_HOME/seed/interactions-seed<seed>-n<n>.jsonl`.
-    The returned dict holds the counts and `path` (None for stdout).
+    The returned dict holds the counts and `path` (None for stdout). `bar` counts interactions.
     """
     _check(n, bad_share)
     if out == "-":
         stream = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n")
         try:
-            return {**write_jsonl(stream, n, seed, bad_share), "path": None}
+            return {**write_jsonl(stream, n, seed, bad_share, bar), "path": None}
         finally:
             stream.flush()
             stream.detach()
@@ -165,7 +174,7 @@ def seed_command(
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     try:
-        counts = write_jsonl(partial, n, seed, bad_share)
+        counts = write_jsonl(partial, n, seed, bad_share, bar)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
