@@ -198,3 +198,19 @@ def test_worker_processes_start_without_torch_and_redact_as_this_process_does(en
         assert not any(pool._pool.map(loaded, WORKER_SKIPS_IMPORTS * 2))
         assert all(pool._pool.map(loaded, ["spacy", "presidio_analyzer"] * 2))
     assert pooled == [r.texts for r in engine.redact_groups(groups)]
+
+
+def test_a_fresh_process_starts_workers_even_for_a_few_rows(_isolated_home):
+    # its own engine would load torch (about 7 s); two workers skip it (about 2 s each, side by side)
+    import subprocess
+    import sys
+
+    script = (
+        "from pipeline.anonymize.engine import RedactionPool, get_engine\n"
+        "with RedactionPool(workers=2) as pool:\n"
+        "    texts = [r.texts for r in pool.redact([['Call Maria Lopez on (415) 555-0101.']])]\n"
+        "    print(pool._pool is not None, get_engine.cache_info().currsize, texts)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().startswith("True 0 [['Call [PERSON_NAME] on"), out.stdout

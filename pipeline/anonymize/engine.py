@@ -748,8 +748,10 @@ class RedactionPool:
     `workers <= 1` runs in this process with its cached engine (what tests use). Worker processes
     are spawned (not forked: the caller may be a threaded Dagster step) and each loads the engine
     once, in `start()` (called by the first `redact`); reuse one pool for a whole run. Fewer than
-    `min_parallel` groups (while no process is started) are redacted in this process: starting
-    workers (loading spaCy and Presidio in each) costs more than it saves on small inputs.
+    `min_parallel` groups are redacted in this process only when it already has its engine loaded
+    and no worker is started: a worker starts in about 2 s (it skips torch, `WORKER_SKIPS_IMPORTS`),
+    this process's engine in about 7 s where torch is importable, so a fresh step process always
+    starts workers, even for a few rows.
     """
 
     def __init__(
@@ -797,8 +799,9 @@ class RedactionPool:
         """Redacted groups in input order (lazily, chunk by chunk); nothing to redact loads no engine."""
         if not groups:
             return
-        if self.workers > 1 and len(groups) < self.min_parallel and self._pool is None:
-            engine = get_engine(self.entities)  # too little work to pay for starting processes
+        small = len(groups) < self.min_parallel and get_engine.cache_info().currsize > 0
+        if self.workers > 1 and small and self._pool is None:
+            engine = get_engine(self.entities)  # loaded already: too little work to pay for starting processes
             for chunk in _chunks(groups, self.chunk_groups):
                 yield from engine.redact_groups(chunk)
             return
