@@ -12,7 +12,8 @@ instance and the project's targets.yaml. The store is filled as bench/curation_b
 (`flywheel seed`'s generator, validated, written by the writer `raw_interactions` uses), plus the
 seed's organizations through the importer.
 
-Per size, in this order: the partition sensor's first tick (it adds the target partitions), the
+Per size, in this order: the partition sensor's first tick (it requests `sync_target_partitions_job`,
+whose work is done and timed right after, apart from the tick: it adds the target partitions), the
 retraining sensor's first tick (no cursor: every row is new, and it counts the first
 `FLYWHEEL_RETRAIN_TICK_SPAN` positions per target) and the ticks it takes to count the rest (the
 slowest is shown), an idle tick of each (nothing new), then `--new` interactions arrive above the
@@ -70,7 +71,7 @@ def fill(url: str, n: int, seed: int) -> float:
 
 def describe(result) -> str:
     if result.run_requests:
-        return f"{len(result.run_requests)} run request(s): " + ", ".join(r.partition_key for r in result.run_requests)
+        return f"{len(result.run_requests)} run request(s): " + ", ".join(r.partition_key or r.run_key or "" for r in result.run_requests)
     text = result.skip_reason.skip_message if result.skip_reason else ""
     return text if len(text) <= 110 else text[:107] + "..."
 
@@ -82,7 +83,7 @@ def run_size(n: int, seed: int, new: int, store_dir: Path) -> dict[str, float]:
     from pipeline.core import store as st
     from pipeline.core.resources import StoreResource
     from pipeline.defs.retraining import retrain_on_new_examples
-    from pipeline.defs.target_partitions import target_partitions_sensor
+    from pipeline.defs.target_partitions import sync_target_partitions, target_partitions_sensor
 
     path = store_dir / f"store_{n}_seed{seed}.db"
     url = f"sqlite:///{path}"
@@ -98,12 +99,19 @@ def run_size(n: int, seed: int, new: int, store_dir: Path) -> dict[str, float]:
     cursors: dict[str, str | None] = {"partitions": None, "retraining": None}
     resources = {"store": StoreResource(url=url)}
 
+    sync_runs: list[float] = []
+
     def tick(name: str) -> tuple[float, object]:
         ctx = dg.build_sensor_context(instance=instance, cursor=cursors[name], resources=resources)
         t0 = time.perf_counter()
         result = sensors[name](ctx)
+        seconds = time.perf_counter() - t0
         cursors[name] = result.cursor
-        return time.perf_counter() - t0, result
+        if name == "partitions" and result.run_requests:  # the work of the run it requested, as the daemon would
+            t1 = time.perf_counter()
+            sync_target_partitions(instance, store)
+            sync_runs.append(time.perf_counter() - t1)
+        return seconds, result
 
     def caught_up() -> bool:
         tallies = json.loads(cursors["retraining"] or "{}").get("tallies", {})
@@ -123,8 +131,10 @@ def run_size(n: int, seed: int, new: int, store_dir: Path) -> dict[str, float]:
                     print(f"  {label:<34} {seconds[label]:8.3f} s   {len(times)} more tick(s), "
                           f"{sum(times):.1f} s in all, to count everything", flush=True)
                     continue
+                runs_before = len(sync_runs)
                 seconds[label], result = tick(name)
-                print(f"  {label:<34} {seconds[label]:8.3f} s   {describe(result)}", flush=True)
+                extra = f"; its sync_target_partitions_job run: {sync_runs[-1]:.1f} s" if len(sync_runs) > runs_before else ""
+                print(f"  {label:<34} {seconds[label]:8.3f} s   {describe(result)}{extra}", flush=True)
     finally:
         with store.engine.begin() as conn:  # back to the store as filled, so --store-dir can reuse it
             conn.execute(sa.delete(st.accepted).where(st.accepted.c.accepted_seq > watermark))

@@ -234,11 +234,19 @@ def world(tmp_path, monkeypatch):
 
 
 def tick(world, cursor=None):
-    from pipeline.defs.target_partitions import target_partitions_sensor
+    """One sensor tick, then the run it requested (what the daemon would launch)."""
+    from pipeline.defs.target_partitions import sync_target_partitions_job, target_partitions_sensor
 
+    before = keys(world)
     with dg.build_sensor_context(instance=world["instance"], cursor=cursor,
                                  resources={"store": StoreResource(url=world["url"])}) as ctx:
-        return target_partitions_sensor(ctx)
+        result = target_partitions_sensor(ctx)
+    assert keys(world) == before  # the tick only looks; the run plans and applies
+    for request in result.run_requests or []:
+        run = sync_target_partitions_job.execute_in_process(
+            instance=world["instance"], resources={"store": StoreResource(url=world["url"])}, tags=request.tags)
+        assert run.success
+    return result
 
 
 def keys(world) -> set[str]:
@@ -253,8 +261,10 @@ def test_the_sensor_grows_the_partitions_skips_when_nothing_changed_and_retires_
     assert keys(world) == {"fixed", "chat_family/org_alpha", "chat_family/org_beta", "chat_family/org_gamma",
                            "paid_family/org_alpha", "paid_family/org_beta"}
     # org_small: 4 good turns of 34; org_out opted out; org_gamma is on the free plan: none is a paid member
+    assert len(first.run_requests) == 1
     second = tick(world, first.cursor)
     assert second.skip_reason and "nothing changed" in second.skip_reason.skip_message
+    assert not second.run_requests
 
     for key in ("paid_family/org_alpha", "chat_family/org_alpha", "chat_family/org_beta"):
         registry.record_job(world["store"], job(f"j-{key}", "succeeded"), request(target=key))
@@ -411,3 +421,16 @@ def test_status_without_a_target_lists_each_member_not_the_family(world):
     rows = status(world["store"], names)["targets"]
     assert rows["chat_family/org_beta"]["champion"]["model"] == "some/model"  # the family's base model serves
     assert all(row["champion"] for row in rows.values())
+
+
+def test_the_sensor_waits_for_a_sync_run_in_flight_and_keeps_its_cursor(world):
+    from pipeline.defs.target_partitions import target_partitions_sensor
+
+    instance = world["instance"]
+    instance.add_run(dg.DagsterRun(job_name="sync_target_partitions_job", run_id="r-in-flight",
+                                   status=dg.DagsterRunStatus.STARTED))
+    with dg.build_sensor_context(instance=instance, cursor="old",
+                                 resources={"store": StoreResource(url=world["url"])}) as ctx:
+        result = target_partitions_sensor(ctx)
+    assert not result.run_requests and "in flight" in result.skip_reason.skip_message
+    assert result.cursor == "old"  # the change is still unseen: the tick after that run requests one

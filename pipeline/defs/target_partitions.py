@@ -3,8 +3,13 @@
 `sync_target_partitions(instance, store)` plans (`pipeline/core/families.py`) from what the store
 says about each tenant (`pipeline/curation/tenants.py`) and applies the plan: new keys are added,
 keys of tenants that no longer qualify are deleted, and the models of tenants that left (opted out,
-left the plan) are marked retired in the model registry and their rollout goes back to the base model. `target_partitions_sensor` runs it on a
-timer, skipping the work when neither the data nor the targets file changed since its last tick.
+left the plan) are marked retired in the model registry and their rollout goes back to the base model.
+
+`target_partitions_sensor` only looks whether the data, the organizations or the targets file
+changed since its last tick (a count and two maxima: milliseconds at a million interactions) and
+then requests `sync_target_partitions_job`, whose one op does the planning. Planning re-counts the
+examples of every tenant that may qualify (30 s at a million interactions on two cores), which is
+run work: it gets a run's logs and retries in the UI and never meets a sensor's 60 s timeout.
 """
 
 import json
@@ -48,6 +53,45 @@ def sync_target_partitions(instance: dg.DagsterInstance, store, targets=None) ->
     return plan
 
 
+@dg.op(
+    name="sync_target_partitions",
+    description="Re-plans the training_targets partitions from targets.yaml and the tenants' counts, applies the "
+                "plan and retires the models of tenants that left.",
+)
+def sync_target_partitions_op(context: dg.OpExecutionContext, store: StoreResource) -> dict:
+    plan = sync_target_partitions(context.instance, store.get())
+    for key, reason in sorted(plan.retire.items()):
+        context.log.warning(f"retired {key}: {reason}")
+    for key, reason in sorted(plan.skipped.items()):
+        context.log.warning(f"not a member: {key}: {reason}")
+    context.log.info(plan.summary())
+    context.add_output_metadata({
+        "summary": plan.summary(),
+        "members": dg.MetadataValue.json(sorted(plan.members)),
+        "added": dg.MetadataValue.json(dict(sorted(plan.add.items()))),
+        "removed": dg.MetadataValue.json(dict(sorted({**plan.remove, **plan.retire}.items()))),
+        "declined": dg.MetadataValue.json(dict(sorted({**plan.declined, **plan.skipped}.items()))),
+    })
+    return {"members": sorted(plan.members), "changed": plan.changed}
+
+
+@dg.job(
+    name="sync_target_partitions_job",
+    description="Keeps the training_targets partitions in step with targets.yaml and the tenants "
+                "(requested by target_partitions_sensor when the data or the targets file changed).",
+    tags={"dagster/max_retries": 1},
+)
+def sync_target_partitions_job():
+    sync_target_partitions_op()
+
+
+def _in_flight(instance: dg.DagsterInstance) -> bool:
+    runs = instance.get_runs(dg.RunsFilter(job_name="sync_target_partitions_job", statuses=[
+        dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED]), limit=1)
+    return bool(runs)
+
+
 def _fingerprint(store) -> dict:
     """What the plan depends on: the accepted interactions, the organizations, the targets file."""
     import sqlalchemy as sa
@@ -65,24 +109,21 @@ def _fingerprint(store) -> dict:
 
 @dg.sensor(
     name="target_partitions_sensor",
+    job=sync_target_partitions_job,
     minimum_interval_seconds=int(os.environ.get("FLYWHEEL_PARTITIONS_SYNC_SECONDS", DEFAULT_SYNC_SECONDS)),
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Keeps the training_targets partitions in step with targets.yaml and the tenants: adds tenants that "
-                "qualify for a family, removes those that no longer do, retires the models of tenants that left "
-                "(their rollout goes back to the base model).",
+    description="Requests sync_target_partitions_job when the accepted interactions, the organizations or "
+                "targets.yaml changed: it adds tenants that qualify for a family, removes those that no longer do "
+                "and retires the models of tenants that left (their rollout goes back to the base model).",
 )
 def target_partitions_sensor(context: dg.SensorEvaluationContext, store: StoreResource) -> dg.SensorResult:
-    db = store.get()
-    fingerprint = _fingerprint(db)
+    import hashlib
+
+    fingerprint = _fingerprint(store.get())
     cursor = json.dumps(fingerprint, sort_keys=True)
     if context.cursor == cursor:
         return dg.SensorResult(skip_reason="nothing changed since the last sync", cursor=cursor)
-    plan = sync_target_partitions(context.instance, db)
-    for key, reason in sorted(plan.retire.items()):
-        context.log.warning(f"retired {key}: {reason}")
-    for key, reason in sorted(plan.skipped.items()):
-        context.log.warning(f"not a member: {key}: {reason}")
-    context.log.info(plan.summary())
-    if not plan.changed:
-        return dg.SensorResult(skip_reason=f"partitions up to date: {plan.summary()}", cursor=cursor)
-    return dg.SensorResult(cursor=cursor)
+    if _in_flight(context.instance):  # the cursor stays: the next tick after that run looks again
+        return dg.SensorResult(skip_reason="a sync_target_partitions_job run is in flight", cursor=context.cursor)
+    run_key = "sync-" + hashlib.sha1(cursor.encode()).hexdigest()[:16]
+    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=run_key)], cursor=cursor)
