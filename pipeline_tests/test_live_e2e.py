@@ -1,7 +1,7 @@
 """The loop under a live `dagster dev` (webserver and daemon), driven and read only through Dagster's GraphQL API.
 
 New data arrives (the demo's seeded log, imported with `flywheel import`; `ingest_job` launched
-through GraphQL) → `target_partitions_sensor` adds the partition → `retrain_on_new_examples` fires
+through GraphQL) → `target_partitions_sensor` requests the sync run that adds the partition → `retrain_on_new_examples` fires
 once → `train_target_job` trains signal_relevance → declarative automation evaluates it
 (`evaluated_model`, its four gates) and promotes it (`production_model`, the rollout file) → the
 on-call alert reaches a loopback webhook. A second target, `tool_calls`, asks for more examples than
@@ -147,7 +147,7 @@ def journey(live) -> dict[str, Any]:
     reached("ingest_job", ingest)
 
     partitions = live.wait_for(
-        f"target_partitions_sensor adds the partitions {TARGET!r} and {FAILING!r}",
+        f"target_partitions_sensor's sync_target_partitions_job adds the partitions {TARGET!r} and {FAILING!r}",
         lambda: {TARGET, FAILING} <= set(live.gql(PARTITIONS, {"key": _key("scored_examples")})["assetNodeOrError"]
                                          ["partitionKeys"]), deadline)
     reached("partitions", partitions)
