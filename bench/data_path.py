@@ -73,8 +73,11 @@ else:
         per_partition[key] = {"items": int(n), "seconds": round(time.perf_counter() - began, 2),
                               **{k: meta[k] for k in ("rows_out", "pairs_out", "redacted_by_engine", "reused_redactions") if k in meta},
                               **({"stage_seconds": meta["seconds"]} if stage == "anonymized_dataset" else {})}
-        if not result.success:
+        if not meta:  # the step itself failed (a failed blocking check still materializes; it is counted below)
             failed.append(key)
+        checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
+        if checks:
+            per_partition[key]["failed_checks"] = sorted(e.check_name for e in checks)
 print(json.dumps({"items": items, "partitions": per_partition, "failed": failed}))
 """
 
@@ -93,6 +96,14 @@ def timed(cmd: list[str], env: dict) -> dict:
     last = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
     return {"seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
             "peak_rss_mib": round(int(field("Maximum resident set size (kbytes)")) / 1024, 1), "stdout": last}
+
+
+def say(text: str, bar=None) -> None:
+    """A line on stdout; above the progress bar when one is drawn (on stderr, terminals only)."""
+    if bar is not None and bar.active:
+        bar.write(text)  # the bar draws on stderr; so does this line, above it
+    else:
+        print(text, flush=True)
 
 
 class World:
@@ -121,20 +132,27 @@ class World:
                 op_config = {"workers": self.workers} if stage == "anonymized_dataset" else {}
             r = timed([sys.executable, "-c", STAGE_SCRIPT, stage, json.dumps(op_config)], self.env)
             detail = json.loads(r["stdout"])
-            if detail["failed"]:
-                sys.exit(f"{stage} failed for {detail['failed']} in {self.home}")
-            r.update(items=detail["items"], partitions=detail["partitions"])
+            r.update(items=detail["items"], partitions=detail["partitions"], failed=detail["failed"])
+            checks = {k: v["failed_checks"] for k, v in detail["partitions"].items() if v.get("failed_checks")}
+            if detail["failed"] or checks:  # small sizes: a target short of min_examples stops at its gate
+                say(f"  ! {stage}: not materialized for {detail['failed'] or 'none'}; failed checks {checks or 'none'}")
         r.pop("stdout", None)
         r["items_per_second"] = round(r["items"] / r["seconds"], 1) if r["seconds"] else 0.0
         return r
 
-    def path(self, n: int, seed: int) -> dict[str, dict]:
-        out = {}
+    def path(self, n: int, seed: int, out: dict | None = None, on_stage=lambda: None, bar=None) -> dict[str, dict]:
+        """Every stage over `n` new interactions; figures go into `out` as each stage ends."""
+        out = {} if out is None else out
         for stage in STAGES:
+            if bar is not None:
+                bar.describe(f"{n:,}: {stage}")
             out[stage] = self.run(stage, n, seed)
+            on_stage()
             r = out[stage]
-            print(f"  {stage:<19} {r['items']:>10,} items {r['seconds']:8.1f} s {r['items_per_second']:9.1f}/s "
-                  f"CPU {r['cpu_seconds']:8.1f} s  peak RSS {r['peak_rss_mib']:7.0f} MiB", flush=True)
+            say(f"  {stage:<19} {r['items']:>10,} items {r['seconds']:8.1f} s {r['items_per_second']:9.1f}/s "
+                f"CPU {r['cpu_seconds']:8.1f} s  peak RSS {r['peak_rss_mib']:7.0f} MiB", bar)
+            if bar is not None:
+                bar.update(1)
         return out
 
     def remove(self) -> None:
@@ -148,6 +166,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="anonymization processes")
     parser.add_argument("--out", type=Path, help="write data_path.json here")
     parser.add_argument("--keep", action="store_true", help="keep the stores (under --out)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
     parser.add_argument("--docs", type=Path, help="write this Markdown page and its PNG plot (docs/benchmarks.md)")
     args = parser.parse_args()
     keep = args.out if args.keep and args.out else None
@@ -162,18 +181,27 @@ def main() -> None:
     }
     sizes = sorted(args.sizes)
     largest = None
-    for n in sizes:
-        print(f"\n{n:,} interactions", flush=True)
-        world = World(str(n), args.workers, keep)
-        report["sizes"][str(n)] = world.path(n, seed=7)
-        if largest is not None:
-            largest.remove()
-        largest = world
-    print(f"\n+{args.new:,} new interactions into the {sizes[-1]:,} store (incremental)", flush=True)
-    report["incremental"] = largest.path(args.new, seed=8)
-    print(f"\nbaseline: the same {args.new:,} interactions alone in a fresh store", flush=True)
-    alone = World("alone", args.workers, keep)
-    report["alone"] = alone.path(args.new, seed=8)
+
+    def save() -> None:  # after each stage: a run stopped half-way keeps what it measured
+        if args.out:
+            (args.out / "data_path.json").write_text(json.dumps(report, indent=2) + "\n")
+
+    from pipeline.core.progress import progress
+
+    with progress(total=len(STAGES) * (len(sizes) + 2), desc="data path", unit="stage",
+                  enabled=False if args.no_progress else None) as bar:
+        for n in sizes:
+            say(f"\n{n:,} interactions", bar)
+            world = World(str(n), args.workers, keep)
+            world.path(n, seed=7, out=report["sizes"].setdefault(str(n), {}), on_stage=save, bar=bar)
+            if largest is not None:
+                largest.remove()
+            largest = world
+        say(f"\n+{args.new:,} new interactions into the {sizes[-1]:,} store (incremental)", bar)
+        largest.path(args.new, seed=8, out=report.setdefault("incremental", {}), on_stage=save, bar=bar)
+        say(f"\nbaseline: the same {args.new:,} interactions alone in a fresh store", bar)
+        alone = World("alone", args.workers, keep)
+        alone.path(args.new, seed=8, out=report.setdefault("alone", {}), on_stage=save, bar=bar)
     for w in (largest, alone):
         if keep is None:
             w.remove()

@@ -20,6 +20,7 @@ The methods, on both kinds:
 * `count(n)`: for a bar whose unit is not the thing people count (bytes of a file read, when the
   records in it are unknown in advance), the running total of that thing; the bar shows it and its
   rate after the bar (`counting="record"` names it);
+* `describe(text)`: what the bar is on now (replaces `desc`, e.g. the stage of a benchmark);
 * `write(text)`: one line of text for the same stream, printed above the bar instead of through it;
 * `close()`, or use it as a context manager; `active` says whether anything is drawn.
 
@@ -75,6 +76,9 @@ class NoProgress:
     def count(self, n: int) -> None:
         pass
 
+    def describe(self, text: str) -> None:
+        pass
+
     def write(self, text: str) -> None:
         (self._file or sys.stderr).write(text + "\n")
 
@@ -106,6 +110,9 @@ class Progress(NoProgress):
         if self._counting:
             rate = self._bar.format_sizeof(n / max(time.monotonic() - self._started, 1e-9))
             self._bar.set_postfix_str(f"{n:,} {self._counting}s at {rate}/s", refresh=False)
+
+    def describe(self, text: str) -> None:
+        self._bar.set_description_str(text)
 
     def write(self, text: str) -> None:
         self._bar.write(text, file=self._file)
