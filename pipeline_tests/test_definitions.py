@@ -10,7 +10,7 @@ from pathlib import Path
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
 HEAVY = ("torch", "spacy", "transformers", "sentence_transformers", "presidio_analyzer", "peft", "trl",
-         "datasets", "great_expectations")
+         "datasets", "great_expectations", "dagster_celery", "celery", "dagster_k8s", "kubernetes")
 
 
 def _partitions(partitions) -> str | list[str] | None:
