@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -123,6 +124,9 @@ def workers(deployment, request):
     queue = os.environ["FLYWHEEL_CELERY_QUEUE"]
 
     def stop_all() -> None:
+        for _, proc, _ in started:  # both begin their warm shutdown at once
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
         left = [p for _, proc, _ in started for p in _stop(proc, grace_s=20)]
         _delete_queue(os.environ["FLYWHEEL_CELERY_BROKER"], queue)
         assert not left, f"worker processes left after stopping: {[(p.pid, p.name()) for p in left]}"
