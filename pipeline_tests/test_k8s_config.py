@@ -174,6 +174,8 @@ def test_the_training_step_job_gets_the_gpu_secrets_and_shared_home(monkeypatch)
     assert [s["secretRef"]["name"] for s in container["envFrom"]] == ["flywheel-postgres", "flywheel-openai", "flywheel-hf"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["FLYWHEEL_HOME"] == "/mnt/flywheel" and env["FLYWHEEL_EXECUTOR"] == "k8s"
+    # the step pod loads the instance file too: what it reads with {env: ...} is passed on
+    assert (env["FLYWHEEL_IMAGE"], env["FLYWHEEL_K8S_NAMESPACE"]) == (ENV["FLYWHEEL_IMAGE"], "flywheel")
     assert {"name": "flywheel-home", "mountPath": "/mnt/flywheel"} in container["volumeMounts"]
     assert pod["serviceAccountName"] == "flywheel-runs"
     assert job["spec"]["backoffLimit"] == 0
