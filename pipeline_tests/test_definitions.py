@@ -11,7 +11,7 @@ from pathlib import Path
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
 #: libraries that only the steps needing them may import: none of them at code-location load
 HEAVY = ("torch", "spacy", "transformers", "sentence_transformers", "presidio_analyzer", "presidio_anonymizer",
-         "peft", "trl", "datasets", "great_expectations")
+         "peft", "trl", "datasets", "great_expectations", "dagster_celery", "celery", "dagster_k8s", "kubernetes")
 
 
 def _partitions(partitions) -> str | list[str] | None:
