@@ -15,12 +15,15 @@ Every record read ends in exactly one place: kept, or dropped with a reason in `
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +121,21 @@ def time_key(occurred_at: str) -> str:
     return occurred_at if "." in occurred_at else occurred_at[:-1] + ".000000Z"
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NO_TURN = -(2**63)
+
+
+def time_micros(occurred_at: str) -> int:
+    """A contract timestamp as microseconds since 1970 (UTC): what the in-memory indexes hold, 8 bytes a row."""
+    return (datetime.fromisoformat(occurred_at.replace("Z", "+00:00")) - _EPOCH) // timedelta(microseconds=1)
+
+
+def conversation_key(org: str, conversation: str) -> int:
+    """A 64-bit key for (tenant, conversation): the last-turn index keeps it instead of two strings."""
+    digest = hashlib.blake2b(f"{org}\x1f{conversation}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
 def _conversational(query: sa.Select, tenants: Iterable[str] | None, exclude: Iterable[str]) -> sa.Select:
     """The query limited to accepted rows with a conversation, within these tenants, without the excluded."""
     acc = st.accepted
@@ -132,8 +150,8 @@ def _conversational(query: sa.Select, tenants: Iterable[str] | None, exclude: It
 
 def conversation_last_turns(
     store: st.Store, tenants: Iterable[str] | None, exclude: Iterable[str]
-) -> dict[tuple[str, str], str]:
-    """(org, conversation) → `time_key` of its latest accepted turn, any task, for multi-turn conversations.
+) -> dict[int, int]:
+    """`conversation_key` → `time_micros` of its latest accepted turn, any task, for multi-turn conversations.
 
     Read in SQL within the target's tenants only, so a per-tenant target reads no other tenant;
     one sorted scan (no self-join), grouped here, keeping only conversations of two turns or more.
@@ -153,7 +171,7 @@ def last_turns_query(org: str, conversations: list[str]) -> sa.Select:
             .order_by(acc.c.org_id, acc.c.conversation_id))
 
 
-def last_turns_of(store: st.Store, records: Iterable[dict[str, Any]]) -> dict[tuple[str, str], str]:
+def last_turns_of(store: st.Store, records: Iterable[dict[str, Any]]) -> dict[int, int]:
     """`conversation_last_turns` for the conversations of these records only (any task, any time).
 
     What a tick that scores only the new rows needs: it reads their conversations, not every
@@ -163,7 +181,7 @@ def last_turns_of(store: st.Store, records: Iterable[dict[str, Any]]) -> dict[tu
     for record in records:
         if record.get("conversation_id"):
             wanted.setdefault(record["org_id"], set()).add(record["conversation_id"])
-    last: dict[tuple[str, str], str] = {}
+    last: dict[int, int] = {}
     with store.engine.connect() as conn:
         for org, conversations in sorted(wanted.items()):
             for chunk in st.chunks(sorted(conversations), 900):
@@ -171,19 +189,23 @@ def last_turns_of(store: st.Store, records: Iterable[dict[str, Any]]) -> dict[tu
     return last
 
 
-def _last_turns(rows: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str], str]:
-    """(org, conversation) → latest `time_key`, for conversations of two turns or more; rows sorted by both."""
-    last: dict[tuple[str, str], str] = {}
-    current, turns, latest = None, 0, ""
+def _last_turns(rows: Iterable[tuple[str, str, str]]) -> dict[int, int]:
+    """`conversation_key` → latest `time_micros`, for conversations of two turns or more; rows sorted by both.
+
+    Two ints a conversation (not two strings and a timestamp string): at a million interactions this
+    index is a few tens of MB, not a few hundred.
+    """
+    last: dict[int, int] = {}
+    current, turns, latest = None, 0, _NO_TURN
     for org, conversation, occurred in rows:
         if (org, conversation) != current:
             if turns > 1:
-                last[current] = latest
-            current, turns, latest = (org, conversation), 0, ""
+                last[conversation_key(*current)] = latest
+            current, turns, latest = (org, conversation), 0, _NO_TURN
         turns += 1
-        latest = max(latest, time_key(occurred))
+        latest = max(latest, time_micros(occurred))
     if turns > 1:
-        last[current] = latest
+        last[conversation_key(*current)] = latest
     return last
 
 
@@ -242,12 +264,15 @@ def store_inferred(
     return out
 
 
-def continuation(last_turn: dict[tuple[str, str], str]) -> Callable[[dict[str, Any]], bool]:
+def continuation(last_turn: dict[int, int]) -> Callable[[dict[str, Any]], bool]:
     """`record -> bool`: whether a later turn of the record's conversation exists (from `conversation_last_turns`)."""
 
     def continued(record: dict[str, Any]) -> bool:
         conversation = record.get("conversation_id")
-        return bool(conversation) and time_key(record["occurred_at"]) < last_turn.get((record["org_id"], conversation), "")
+        if not conversation:
+            return False
+        latest = last_turn.get(conversation_key(record["org_id"], conversation), _NO_TURN)
+        return time_micros(record["occurred_at"]) < latest
 
     return continued
 
@@ -336,11 +361,12 @@ class Candidates:
     in numpy), then `collapse`: what `scored_examples` keeps, and what a family counts per tenant.
     """
 
-    exact: list[bytes] = field(default_factory=list)
-    namespaces: list[int] = field(default_factory=list)
-    scores: list[float] = field(default_factory=list)
-    ranks: list[int] = field(default_factory=list)
-    times: list[str] = field(default_factory=list)
+    # typed arrays, 8 bytes or less a value (a list of Python objects costs 30-100 bytes an entry)
+    exact: array = field(default_factory=lambda: array("q"))  # the first 8 bytes of the 20-byte exact key
+    namespaces: array = field(default_factory=lambda: array("Q"))
+    scores: array = field(default_factory=lambda: array("d"))
+    ranks: array = field(default_factory=lambda: array("b"))
+    times: array = field(default_factory=lambda: array("q"))  # time_micros
     signatures: list[np.ndarray] = field(default_factory=list)
     _near_said: list[str] = field(default_factory=list)
     _near_context: list[str] = field(default_factory=list)
@@ -348,11 +374,11 @@ class Candidates:
     def add(self, record: dict[str, Any], scored: Scored, exact: bytes, said: str, context: str) -> None:
         self._near_said.append(dedup.near_text(said))
         self._near_context.append(dedup.near_text(context))
-        self.exact.append(exact)
+        self.exact.append(int.from_bytes(exact[:8], "little", signed=True))
         self.namespaces.append(dedup.namespace(record["task"]))
         self.scores.append(scored.score)
         self.ranks.append(SOURCE_RANK[scored.completion_source])
-        self.times.append(time_key(record["occurred_at"]))
+        self.times.append(time_micros(record["occurred_at"]))
 
     def seal_batch(self) -> None:
         self.signatures.append(dedup.prompt_signatures(self._near_said, self._near_context))
@@ -395,7 +421,7 @@ def curate_target(
     embedding = target.method == "embedding"
     regenerations = pairs.PairIndex("regenerated")
     saved_skipped = pairs.PairIndex("saved_vs_skipped")
-    seen_pairs: set[bytes] = set()
+    seen_pairs: set[int] = set()
     candidates = Candidates()
     cand_path = out_dir / CANDIDATES_FILE
     cand_out = _ParquetOut(cand_path, EXAMPLE_SCHEMA)
@@ -510,13 +536,13 @@ def _index_pairs(
             regenerations.add(key, record["id"], chosen=outcome != "regenerated")
 
 
-def _write_pairs(out: _ParquetOut, rows: list[dict[str, Any]], seen: set[bytes], report: CurationReport) -> None:
+def _write_pairs(out: _ParquetOut, rows: list[dict[str, Any]], seen: set[int], report: CurationReport) -> None:
     fresh = []
     for row in rows:
         if not pairs.differs(row["chosen"], row["rejected"]):
             report.pairs_skipped["identical_sides"] += 1
             continue
-        key = sha1(f"{row['messages']}\x1f{row['chosen']}\x1f{row['rejected']}").encode()
+        key = int(sha1(f"{row['messages']}\x1f{row['chosen']}\x1f{row['rejected']}")[:16], 16)  # 64 bits
         if key in seen:
             report.pairs_skipped["duplicate_pair"] += 1
             continue
@@ -528,7 +554,7 @@ def _write_pairs(out: _ParquetOut, rows: list[dict[str, Any]], seen: set[bytes],
 
 def _join_pairs(
     store: st.Store, index: pairs.PairIndex, weights: ScoringConfig, continued: Callable[[dict[str, Any]], bool],
-    inferred: dict[str, Inferred], out: _ParquetOut, seen: set[bytes], report: CurationReport, chunk: int = 1_000,
+    inferred: dict[str, Inferred], out: _ParquetOut, seen: set[int], report: CurationReport, chunk: int = 1_000,
 ) -> None:
     plan = index.plan()
     index.groups.clear()
