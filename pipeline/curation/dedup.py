@@ -38,6 +38,7 @@ SIGNATURE_SIZE = 64  # bins of the one-permutation MinHash, per part; a power of
 BANDS = 16
 ROWS = SIGNATURE_SIZE // BANDS  # values of each part in one band
 BUCKET_CAP = 8
+BAND_KEY_ROWS = 4_096  # rows whose band keys are computed at once (bounded temporaries)
 #: near-duplicate detection reads the head and tail of long texts (exact keys use all of them)
 NEAR_TEXT_HEAD = 2_000
 NEAR_TEXT_TAIL = 2_000
@@ -261,7 +262,10 @@ def collapse(
 
 def _shared_band_keys(sigs: np.ndarray, namespaces: np.ndarray) -> list[list[int]]:
     """Per example, its band keys that at least one other example has too (the band is mixed into the key)."""
-    keys = band_keys(sigs, namespaces).view(np.int64)
+    # in slices of rows: band_keys widens each value to 64 bits (about 1 KB a row while it works)
+    keys = np.concatenate([band_keys(sigs[at : at + BAND_KEY_ROWS], namespaces[at : at + BAND_KEY_ROWS])
+                           for at in range(0, len(sigs), BAND_KEY_ROWS)] or [np.zeros((0, BANDS), np.uint64)])
+    keys = keys.view(np.int64)
     shared = np.zeros(keys.shape, dtype=bool)
     for band in range(BANDS):
         _, inverse, counts = np.unique(keys[:, band], return_inverse=True, return_counts=True)
