@@ -181,3 +181,12 @@ def test_embedding_targets_dedup_query_and_item_together(store):
     ], tasks=("signal_extraction",), method="embedding", backend="sentence_transformers",
         scoring=ScoringConfig(export_threshold=3))
     assert set(kept) == {"s1", "s2"}  # one query, two different items; s3 repeats s1
+
+
+def test_band_keys_in_slices_are_the_keys_of_the_whole(monkeypatch):
+    texts = [f"user: make a landing page for my bakery number {i % 7} in town {i % 3}" for i in range(50)]
+    sigs = dedup.prompt_signatures(texts, [""] * len(texts))
+    spaces = np.full(len(texts), dedup.namespace("page_generation"), dtype=np.uint64)
+    whole = dedup._shared_band_keys(sigs, spaces)
+    monkeypatch.setattr(dedup, "BAND_KEY_ROWS", 7)
+    assert dedup._shared_band_keys(sigs, spaces) == whole and any(whole)
