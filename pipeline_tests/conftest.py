@@ -16,6 +16,19 @@ PG_BASE_URL = os.environ.get("FLYWHEEL_TEST_PG_URL", "postgresql+psycopg2://post
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _code_location_loaded_first():
+    """Load the code location once, before any test's instance exists.
+
+    Dagster's definitions loader resolves the current instance's defs-state storage through a weak
+    reference; loaded for the first time after a test's `instance_for_test` was closed and collected,
+    it fails with "Attempted to resolve undefined DagsterInstance weakref" (seen with
+    test_retraining.py then test_runbook.py alone). Every later `from pipeline.definitions import defs`
+    gets this module.
+    """
+    import pipeline.definitions  # noqa: F401
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
     """Every test writes under its own FLYWHEEL_HOME and never touches the network."""

@@ -14,7 +14,7 @@ Exactly once, without floods:
 - so a sensor switched back on after a pause requests at most one run per target, for the data it
   finds then, not one per threshold's worth that arrived while it was off.
 
-A tick counts at most `FLYWHEEL_RETRAIN_TICK_SPAN` accepted_seq positions per target (100,000), and
+A tick counts at most `FLYWHEEL_RETRAIN_TICK_SPAN` accepted_seq positions per target (50,000), and
 the next ticks go on from there: the first tick on a large log stays within Dagster's 60 s sensor
 timeout instead of failing every time without storing a cursor.
 """
@@ -37,8 +37,9 @@ SCHEDULE_NAME = "weekly_retraining"
 DEFAULT_SENSOR_SECONDS = 300
 #: accepted_seq positions one sensor tick counts per target at most (`FLYWHEEL_RETRAIN_TICK_SPAN`): the first
 #: tick on a log of a million interactions took 50 s uncapped (bench/sensor_tick.py), near Dagster's 60 s
-#: sensor timeout; capped, the ticks catch up 100,000 positions at a time
-DEFAULT_TICK_SPAN = 100_000
+#: sensor timeout; a 100,000 cap still took up to 43 s a tick on a loaded 2-core machine, so the ticks
+#: catch up 50,000 positions at a time
+DEFAULT_TICK_SPAN = 50_000
 #: every Sunday at 00:00 UTC (the podcast seed's cadence)
 WEEKLY_CRON = "0 0 * * 0"
 ACTIVE_RUN_STATUSES = [
