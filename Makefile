@@ -12,7 +12,7 @@ export FLYWHEEL_HOME ?= $(CURDIR)/.flywheel
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test ui install bench clean
+.PHONY: demo test ui install bench bench-data-path clean
 
 demo: $(STAMP)  ## seed synthetic data, import it, materialize every asset, print a summary
 	$(BIN)/flywheel demo
@@ -42,10 +42,13 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-BENCHES := ingest_scale seed_throughput curation_bench anonymize_throughput training_files st_training hf_training online_experiment load_time sensor_tick
+BENCHES := ingest_scale seed_throughput curation_bench anonymize_throughput anonymize_stage training_files st_training hf_training online_experiment load_time sensor_tick
 
-bench: $(STAMP)  ## run every benchmark under bench/ (about an hour on 2 cores; each prints its figures)
+bench: $(STAMP)  ## run every benchmark under bench/ but the data path (about an hour on 2 cores; each prints its figures)
 	for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
+
+bench-data-path: $(STAMP)  ## the whole data path at 10k/100k/1M + an incremental run; writes docs/benchmarks.md (hours on 2 cores)
+	$(BIN)/python bench/data_path.py --out bench/results/data_path --docs docs/benchmarks.md
 
 clean:  ## remove generated data (keeps .venv)
 	rm -rf .flywheel .dagster_home
