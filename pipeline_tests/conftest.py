@@ -30,6 +30,27 @@ def _code_location_loaded_first():
 
 
 @pytest.fixture(autouse=True)
+def _no_defs_state_storage_left_by_an_earlier_test():
+    """Each test starts with no "current" defs-state storage.
+
+    `with DagsterInstance(...)` sets a context variable to the instance's defs-state storage and
+    Dagster 1.13's `dispose()` never resets it, so a test's closed instance stays "current" for the
+    tests after it; once collected, the next definitions load (a `dg.materialize`) fails with
+    "Attempted to resolve undefined DagsterInstance weakref" — depending on when garbage collection
+    ran (seen in the full suite: test_retraining.py's nested instance_for_test, then
+    test_secret_leak.py).
+    """
+    from dagster._core.storage.defs_state.base import _current_storage
+
+    token = _current_storage.set(None)
+    yield
+    try:
+        _current_storage.reset(token)
+    except ValueError:  # set in another context (a thread); None is what the next test needs anyway
+        _current_storage.set(None)
+
+
+@pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
     """Every test writes under its own FLYWHEEL_HOME and never touches the network."""
     home = tmp_path_factory.mktemp("flywheel_home")
