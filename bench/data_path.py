@@ -3,11 +3,13 @@
     .venv/bin/python bench/data_path.py                       # 10k, 100k, 1M (+10k new); hours on 2 cores
     .venv/bin/python bench/data_path.py --sizes 2000 20000 --new 2000 --out /tmp/dp   # a quick look
 
-Stages, each in its own process under `/usr/bin/time -v` (so peak RSS is that stage's own), over
-every target partition the import produced (`sync_target_partitions`), on one persistent SQLite
-Dagster instance and store per size, as `flywheel demo` runs them:
+Stages, each in its own process under `/usr/bin/time -v` (so peak RSS is that stage's own), on one
+persistent SQLite Dagster instance and store per size, as `flywheel demo` runs them; the asset
+stages run over every target partition that `sync_target_partitions_job` (what
+`target_partitions_sensor` requests after new data; its items are the partitions) produced:
 
-    seed → import → raw_interactions → scored_examples → anonymized_dataset → training_file
+    seed → import → raw_interactions → sync_target_partitions → scored_examples → anonymized_dataset
+         → training_file
 
 Then `--new` interactions (another seed, so new ids) arrive in the largest size's store and every
 stage runs again (*incremental*); the baseline is the same stages over those new interactions
@@ -34,7 +36,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-STAGES = ("seed", "import", "raw_interactions", "scored_examples", "anonymized_dataset", "training_file")
+STAGES = ("seed", "import", "raw_interactions", "sync_target_partitions", "scored_examples", "anonymized_dataset",
+          "training_file")
 ASSET_STAGES = STAGES[2:]
 
 #: one asset over every target partition, in this process (what the parent times); prints one JSON line
@@ -43,10 +46,7 @@ import json, sys, time, warnings
 import dagster as dg
 warnings.filterwarnings("ignore")
 from pipeline.definitions import defs
-from pipeline.core.settings import source_url
-from pipeline.core.store import Store
 from pipeline.defs.partitions import TARGET_PARTITIONS
-from pipeline.defs.target_partitions import sync_target_partitions
 stage, op_config = sys.argv[1], json.loads(sys.argv[2])
 instance = dg.DagsterInstance.get()
 quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -55,8 +55,12 @@ if stage == "raw_interactions":
     result = defs.resolve_job_def("ingest_job").execute_in_process(instance=instance, raise_on_error=False, run_config=quiet)
     meta = {k: v.value for e in result.get_asset_materialization_events() for k, v in e.materialization.metadata.items()}
     items = int(meta.get("records_in", 0))
-    sync_target_partitions(instance, Store(source_url()))
     failed = [] if result.success else ["raw_interactions"]
+elif stage == "sync_target_partitions":  # what target_partitions_sensor's run does after new data
+    result = defs.resolve_job_def("sync_target_partitions_job").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=quiet)
+    items = len(instance.get_dynamic_partitions(TARGET_PARTITIONS))
+    failed = [] if result.success else ["sync_target_partitions"]
 else:
     job = defs.resolve_job_def("train_target_job")
     config = dict(quiet)

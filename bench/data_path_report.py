@@ -13,8 +13,14 @@ import argparse
 import json
 from pathlib import Path
 
-STAGES = ("seed", "import", "raw_interactions", "scored_examples", "anonymized_dataset", "training_file")
+STAGES = ("seed", "import", "raw_interactions", "sync_target_partitions", "scored_examples", "anonymized_dataset",
+          "training_file")
 RSS_GOAL, INCREMENTAL_GOAL = 1.5, 1.2
+
+
+def stages_of(report: dict) -> list[str]:
+    """The stages every size has figures for (an older run has no sync_target_partitions row)."""
+    return [s for s in STAGES if all(s in runs for runs in report["sizes"].values())]
 
 
 def plot(report: dict, path: Path) -> None:
@@ -25,7 +31,7 @@ def plot(report: dict, path: Path) -> None:
 
     sizes = sorted(int(n) for n in report["sizes"])
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for stage in STAGES:
+    for stage in stages_of(report):
         runs = [report["sizes"][str(n)][stage] for n in sizes]
         left.plot(sizes, [r["seconds"] for r in runs], marker="o", label=stage)
         right.plot(sizes, [r["peak_rss_mib"] for r in runs], marker="o", label=stage)
@@ -61,14 +67,16 @@ def markdown(report: dict, image: str) -> str:
         f"- **Anonymization processes:** {report['workers']}",
         "- **Data:** `flywheel seed` (the synthetic world of the five seed products, seed 7); the incremental "
         "run adds interactions of seed 8 (new ids).",
+        *(f"- **Note:** {note}" for note in report.get("notes", [])),
         "",
         f"![wall time and peak RSS per stage against input size]({image})",
         "",
     ]
+    stages = stages_of(report)
     for n in sizes:
         lines += [f"## {n:,} interactions", "", "| stage | items | wall s | items/s | CPU s | peak RSS MiB |",
                   "|---|---:|---:|---:|---:|---:|"]
-        for stage in STAGES:
+        for stage in stages:
             r = report["sizes"][str(n)][stage]
             lines.append(f"| {stage} | {r['items']:,} | {r['seconds']:.1f} | {r['items_per_second']:,.1f} | "
                          f"{r['cpu_seconds']:.1f} | {r['peak_rss_mib']:.0f} |")
@@ -82,7 +90,9 @@ def markdown(report: dict, image: str) -> str:
             f"| stage | peak RSS {mid:,} → {top:,} MiB | ratio (goal ≤ {RSS_GOAL}) | incremental s | alone s | "
             f"ratio (goal ≤ {INCREMENTAL_GOAL}) |", "|---|---|---:|---:|---:|---:|",
         ]
-        for stage in STAGES:
+        for stage in stages:
+            if stage not in report.get("incremental", {}) or stage not in report.get("alone", {}):
+                continue
             a, b = report["sizes"][str(mid)][stage], report["sizes"][str(top)][stage]
             inc, alone = report["incremental"][stage], report["alone"][stage]
             rss, ratio = b["peak_rss_mib"] / a["peak_rss_mib"], inc["seconds"] / alone["seconds"]
