@@ -43,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     world = World(f"anon-{args.n}", workers=2)
     try:
-        for stage in ("seed", "import", "raw_interactions", "scored_examples"):
+        for stage in ("seed", "import", "raw_interactions", "sync_target_partitions", "scored_examples"):
             world.run(stage, args.n)
         runs = [
             ("1 process, no cache", {"workers": 1, "use_cache": False}),
@@ -61,6 +61,8 @@ def main() -> None:
             print(f"  {label:<27} {rows:>8,} rows  {rate:8.1f} rows/s in the stage  wall {r['seconds']:7.1f} s  "
                   f"CPU {r['cpu_seconds']:7.1f} s  peak RSS {r['peak_rss_mib']:6.0f} MiB  engine redacted {engine:,}")
         one, two = rates["1 process, no cache"], rates["2 processes, no cache"]
+        if not one or not two:
+            sys.exit("no rows were anonymized: is --n large enough for a target to pass its gates?")
         print(f"\n1 -> 2 processes: {two / one:.2f}x; 2 processes {two:.1f} rows/s (goal >= {GOAL:.0f}) "
               f"{'met' if two >= GOAL else 'NOT met'}; reuse {rates['2 processes, cache reused'] / two:.1f}x a fresh run")
     finally:
