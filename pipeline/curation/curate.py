@@ -38,7 +38,13 @@ from pipeline.core.canonical import sha1
 from pipeline.core.contract import latest_feedback
 from pipeline.core.targets import ScoringConfig, Target
 from pipeline.curation import dedup, pairs
-from pipeline.curation.implicit import ImplicitWindows, Inferred, effective_outcome, infer_conversation
+from pipeline.curation.implicit import (
+    ImplicitWindows,
+    Inferred,
+    effective_outcome,
+    infer_conversation,
+    parse_time,
+)
 from pipeline.curation.scoring import SOURCE_RANK, Scored, score_interaction
 
 STAGE = "scored_examples"
@@ -116,18 +122,13 @@ def bucket(score: float) -> int:
     return min(int(score), BUCKETS - 1)
 
 
-def time_key(occurred_at: str) -> str:
-    """A canonical UTC timestamp that sorts as text (the contract omits a zero fraction)."""
-    return occurred_at if "." in occurred_at else occurred_at[:-1] + ".000000Z"
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NO_TURN = -(2**63)
 
 
 def time_micros(occurred_at: str) -> int:
     """A contract timestamp as microseconds since 1970 (UTC): what the in-memory indexes hold, 8 bytes a row."""
-    return (datetime.fromisoformat(occurred_at.replace("Z", "+00:00")) - _EPOCH) // timedelta(microseconds=1)
+    return (parse_time(occurred_at) - _EPOCH) // timedelta(microseconds=1)
 
 
 def conversation_key(org: str, conversation: str) -> int:
@@ -212,7 +213,7 @@ def _last_turns(rows: Iterable[tuple[str, str, str]]) -> dict[int, int]:
 def store_clock(store: st.Store) -> str | None:
     """The log's own clock: the newest `occurred_at` among accepted interactions (None for an empty store).
 
-    Computed in SQL on `time_key` (a zero fraction written out), so text order is time order; re-runs
+    Computed in SQL on the timestamp with a zero fraction written out, so text order is time order; re-runs
     and backfills of the same log infer the same outcomes whatever the wall clock says.
     """
     occurred = st.accepted.c.occurred_at
