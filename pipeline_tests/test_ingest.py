@@ -169,6 +169,11 @@ def test_incremental_reads_only_what_is_new_and_reattaches_late_feedback(store):
     third = ingest_increment(store, first.cursor_to)
     assert third.records_in == {"feedback": 1} and third.accepted == {"feedback": 1}
     assert [e["kind"] for e in _accepted(store)["i1"]["feedback"]] == ["outcome"]
+    # the row changed: readers of `accepted_seq > watermark` (scored_examples, the retraining sensor) see it again
+    with store.engine.connect() as conn:
+        seqs = dict(conn.execute(sa.select(st.accepted.c.id, st.accepted.c.accepted_seq)).all())
+    assert seqs["i1"] > first.cursor_to >= seqs["i2"]
+    assert store.accepted_through() == third.cursor_to
 
 
 def test_feedback_that_arrives_before_its_interaction_is_resolved_later(store):

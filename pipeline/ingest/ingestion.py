@@ -220,7 +220,10 @@ def _process_interaction(
     if count_interaction:
         report.accepted["interaction"] += 1
     batch.resolve.append(("interaction", row.id))
-    batch.accept.append(st.accepted_row(interaction, row.seq))
+    # the row changed when its latest feedback came: readers of `accepted_seq > watermark` (scored_examples,
+    # the retraining sensor) must see an earlier interaction that late feedback made an example
+    changed_at = max([row.seq, *(f.seq for f in new_feedback)])
+    batch.accept.append(st.accepted_row(interaction, changed_at))
     if len(report.preview) < PREVIEW_ROWS:
         report.preview.append(
             {
