@@ -76,7 +76,9 @@ else:
         items += int(n)
         per_partition[key] = {"items": int(n), "seconds": round(time.perf_counter() - began, 2),
                               **{k: meta[k] for k in ("rows_out", "pairs_out", "redacted_by_engine", "reused_redactions") if k in meta},
-                              **({"stage_seconds": meta["seconds"]} if stage == "anonymized_dataset" else {})}
+                              **({"stage_seconds": meta["seconds"]} if stage == "anonymized_dataset" else {}),
+                              **({"run_mode": meta.get("run_mode"), "phases": (meta.get("counts") or {}).get("seconds")}
+                                 if stage == "scored_examples" else {})}
         if not meta:  # the step itself failed (a failed blocking check still materializes; it is counted below)
             failed.append(key)
         checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
@@ -144,10 +146,11 @@ class World:
         r["items_per_second"] = round(r["items"] / r["seconds"], 1) if r["seconds"] else 0.0
         return r
 
-    def path(self, n: int, seed: int, out: dict | None = None, on_stage=lambda: None, bar=None) -> dict[str, dict]:
-        """Every stage over `n` new interactions; figures go into `out` as each stage ends."""
+    def path(self, n: int, seed: int, out: dict | None = None, on_stage=lambda: None, bar=None,
+             stages: tuple[str, ...] = STAGES) -> dict[str, dict]:
+        """Every stage (of `stages`) over `n` new interactions; figures go into `out` as each stage ends."""
         out = {} if out is None else out
-        for stage in STAGES:
+        for stage in stages:
             if bar is not None:
                 bar.describe(f"{n:,}: {stage}")
             out[stage] = self.run(stage, n, seed)
@@ -172,7 +175,12 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the stores (under --out)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
     parser.add_argument("--docs", type=Path, help="write this Markdown page and its PNG plot (docs/benchmarks.md)")
+    parser.add_argument("--until", choices=STAGES, default=STAGES[-1],
+                        help="stop after this stage (a quicker look at the stages before it; not for --docs)")
     args = parser.parse_args()
+    stages = STAGES[: STAGES.index(args.until) + 1]
+    if args.docs and stages != STAGES:
+        parser.error("--docs takes the whole path: leave --until out")
     keep = args.out if args.keep and args.out else None
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -192,20 +200,20 @@ def main() -> None:
 
     from pipeline.core.progress import progress
 
-    with progress(total=len(STAGES) * (len(sizes) + 2), desc="data path", unit="stage",
+    with progress(total=len(stages) * (len(sizes) + 2), desc="data path", unit="stage",
                   enabled=False if args.no_progress else None) as bar:
         for n in sizes:
             say(f"\n{n:,} interactions", bar)
             world = World(str(n), args.workers, keep)
-            world.path(n, seed=7, out=report["sizes"].setdefault(str(n), {}), on_stage=save, bar=bar)
+            world.path(n, seed=7, out=report["sizes"].setdefault(str(n), {}), on_stage=save, bar=bar, stages=stages)
             if largest is not None:
                 largest.remove()
             largest = world
         say(f"\n+{args.new:,} new interactions into the {sizes[-1]:,} store (incremental)", bar)
-        largest.path(args.new, seed=8, out=report.setdefault("incremental", {}), on_stage=save, bar=bar)
+        largest.path(args.new, seed=8, out=report.setdefault("incremental", {}), on_stage=save, bar=bar, stages=stages)
         say(f"\nbaseline: the same {args.new:,} interactions alone in a fresh store", bar)
         alone = World("alone", args.workers, keep)
-        alone.path(args.new, seed=8, out=report.setdefault("alone", {}), on_stage=save, bar=bar)
+        alone.path(args.new, seed=8, out=report.setdefault("alone", {}), on_stage=save, bar=bar, stages=stages)
     for w in (largest, alone):
         if keep is None:
             w.remove()
@@ -225,7 +233,8 @@ def summarize(report: dict, sizes: list[int]) -> None:
     if len(sizes) >= 2:
         mid, top = str(sizes[-2]), str(sizes[-1])
         print(f"\npeak RSS {top} vs {mid} (goal <= 1.5x) and incremental vs alone (goal <= 1.2x):")
-        for stage in STAGES:
+        stages = [s for s in STAGES if s in report["incremental"]]
+        for stage in stages:
             a, b = report["sizes"][mid][stage]["peak_rss_mib"], report["sizes"][top][stage]["peak_rss_mib"]
             inc, alone = report["incremental"][stage]["seconds"], report["alone"][stage]["seconds"]
             print(f"  {stage:<19} RSS {a:7.0f} -> {b:7.0f} MiB  {b / a:5.2f}x    "
@@ -233,7 +242,7 @@ def summarize(report: dict, sizes: list[int]) -> None:
         report["ratios"] = {
             stage: {"rss_top_vs_mid": round(report["sizes"][top][stage]["peak_rss_mib"] / report["sizes"][mid][stage]["peak_rss_mib"], 2),
                     "incremental_vs_alone": round(report["incremental"][stage]["seconds"] / report["alone"][stage]["seconds"], 2)}
-            for stage in STAGES
+            for stage in stages
         }
 
 

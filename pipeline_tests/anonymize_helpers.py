@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pandas as pd
 import pytest
 
 from pipeline.core.artifacts import EXAMPLE_COLUMNS, PAIR_COLUMNS, scored_dir
@@ -94,7 +93,8 @@ def scored_pair(i: int, *, org: str = "org_a", **over: Any) -> dict[str, Any]:
 
 
 def write_scored(target: str, examples: list[dict], pairs: list[dict] | None = None) -> None:
-    """Write examples.parquet / pairs.parquet where scored_examples puts them."""
-    out = scored_dir(target)
-    pd.DataFrame(examples, columns=EXAMPLE_COLUMNS).to_parquet(out / "examples.parquet", index=False)
-    pd.DataFrame(pairs or [], columns=PAIR_COLUMNS).to_parquet(out / "pairs.parquet", index=False)
+    """A scored folder (one part, every row kept) where scored_examples puts it."""
+    from pipeline.curation.parts import write_plain
+
+    write_plain(scored_dir(target), [{c: row.get(c) for c in EXAMPLE_COLUMNS} for row in examples],
+                [{c: row.get(c) for c in PAIR_COLUMNS} for row in pairs or []])

@@ -47,3 +47,17 @@ def target(name: str = "t", **over: Any) -> Target:
 
 def read_rows(path) -> list[dict[str, Any]]:
     return pq.read_table(path).to_pylist()
+
+
+def kept_rows(folder) -> list[dict[str, Any]]:
+    """The kept examples of a scored folder (every part, under its masks)."""
+    from pipeline.curation.parts import read_examples
+
+    return read_examples(folder).to_pylist()
+
+
+def pair_rows(folder) -> list[dict[str, Any]]:
+    """The pairs written in a scored folder."""
+    from pipeline.curation.parts import read_pairs
+
+    return read_pairs(folder).to_pylist()

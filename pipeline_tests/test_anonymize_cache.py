@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.anonymize import cache as cache_mod
 from pipeline.anonymize.cache import EXAMPLE_TEXT, RedactionCache, engine_version, row_key
-from pipeline.anonymize.dataset import anonymize_files
+from pipeline.anonymize.dataset import anonymize_files, scored_sources
 from pipeline.anonymize.engine import ENTITIES
 from pipeline.anonymize.records import prepare_example
 from pipeline.core.artifacts import anonymized_dir, scored_dir
@@ -42,7 +42,7 @@ def _run(engine, out, cache=None, batch_rows=2048):
     out.mkdir(parents=True, exist_ok=True)
     source = scored_dir(TARGET)
     redact = Counting(engine)
-    report = anonymize_files(source / "examples.parquet", source / "pairs.parquet", set(), redact, out,
+    report = anonymize_files(*scored_sources(source), set(), redact, out,
                              cache=cache, batch_rows=batch_rows)
     return report, redact.groups
 

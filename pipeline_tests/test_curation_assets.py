@@ -5,12 +5,13 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
-import pyarrow.parquet as pq
 
 from pipeline.core.resources import StoreResource
 from pipeline.core.store import Store
+from pipeline.curation.parts import read_examples, read_pairs
 from pipeline.defs.scored_examples import scored_examples
 from pipeline_tests.curation_helpers import insert_accepted, record
 from pipeline_tests.defs_helpers import target_instance
@@ -49,10 +50,13 @@ def test_scored_examples_materializes_one_target(tmp_path):
     # scored examples still hold personal data: no prompt or completion text reaches the event log
     assert "bakery" not in str(md).lower()
     assert "| page_generation | 1 |" in md["kept_by_task"]
-    examples = pq.read_table(md["examples_path"])
+    examples = read_examples(Path(md["scored_path"]))
     assert examples.column("example_id").to_pylist() == ["p1"]
-    assert pq.read_table(md["pairs_path"]).column("source").to_pylist() == ["edit"]
-    assert "page_builder/scored/" in md["examples_path"]
+    assert read_pairs(Path(md["scored_path"])).column("source").to_pylist() == ["edit"]
+    assert md["scored_path"].endswith("page_builder/scored")
+    # the first run scores everything into one part; what a run did is in the metadata
+    assert (md["run_mode"], md["scored_this_run"], md["superseded"], md["parts"]) == ("full", 4, 0, 1)
+    assert md["run_reason"] == "no earlier scored state"
     # outcomes: all explicit here (no conversation, nothing to infer from); the log's clock is shown
     assert (md["outcomes_explicit"], md["outcomes_inferred_abandoned"], md["outcomes_inferred_regenerated"]) == (4, 0, 0)
     assert md["implicit_as_of"] == "2026-03-01T10:00:00Z"

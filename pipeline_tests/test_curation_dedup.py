@@ -8,7 +8,7 @@ import pytest
 from pipeline.core.targets import ScoringConfig
 from pipeline.curation import dedup
 from pipeline.curation.curate import curate_target
-from pipeline_tests.curation_helpers import insert_accepted, read_rows, record, target
+from pipeline_tests.curation_helpers import insert_accepted, kept_rows, record, target
 
 GOOD = [("thumbs", 1), ("outcome", "accepted")]  # 5
 BETTER = [("thumbs", 1), ("outcome", "accepted"), ("rating", 5)]  # 7
@@ -118,7 +118,7 @@ def test_prompts_alike_in_one_half_of_their_context_stay():
 def _run(store, records, **over):
     insert_accepted(store, records)
     report = curate_target(store, target(**over), batch_size=2)  # several batches: dedup spans them
-    return report, {r["example_id"]: r for r in read_rows(report.examples_path)}
+    return report, {r["example_id"]: r for r in kept_rows(report.examples_path)}
 
 
 def test_exact_duplicates_keep_the_best_scored(store):

@@ -10,7 +10,7 @@ from pipeline.core.artifacts import PAIR_COLUMNS
 from pipeline.core.targets import ScoringConfig
 from pipeline.curation.curate import curate_target
 from pipeline.curation.pairs import round_robin, sha1
-from pipeline_tests.curation_helpers import insert_accepted, read_rows, record, target
+from pipeline_tests.curation_helpers import insert_accepted, pair_rows, record, target
 
 EMBEDDING = {"tasks": ("signal_extraction",), "method": "embedding", "backend": "sentence_transformers",
              "scoring": ScoringConfig(export_threshold=3)}
@@ -19,7 +19,7 @@ EMBEDDING = {"tasks": ("signal_extraction",), "method": "embedding", "backend": 
 def _pairs(store, records, **over):
     insert_accepted(store, records)
     report = curate_target(store, target(**over), batch_size=3)
-    table = read_rows(report.pairs_path)
+    table = pair_rows(report.pairs_path)
     assert all(list(row) == PAIR_COLUMNS for row in table)
     return report, table
 

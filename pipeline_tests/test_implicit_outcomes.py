@@ -17,7 +17,7 @@ from pipeline.curation.implicit import (
     infer_outcomes,
 )
 from pipeline.curation.scoring import score_interaction
-from pipeline_tests.curation_helpers import insert_accepted, read_rows, record, target
+from pipeline_tests.curation_helpers import insert_accepted, kept_rows, pair_rows, record, target
 
 PROMPT = "Build a landing page for a bakery"
 SAME = "build a landing page, for a BAKERY!"  # normalises to PROMPT
@@ -158,10 +158,10 @@ def test_store_pass_and_curation_count_and_pair_inferred_outcomes(store):
     assert report.outcomes_explicit == 2
     assert dict(report.outcomes_inferred) == {"regenerated": 1, "abandoned": 1}
     assert report.as_dict()["outcomes"] == {"explicit": 2, "inferred_abandoned": 1, "inferred_regenerated": 1}
-    rows = {r["example_id"]: r for r in read_rows(report.examples_path)}
+    rows = {r["example_id"]: r for r in kept_rows(report.examples_path)}
     assert json.loads(rows["s1"]["score_reasons"]) == ["abandoned (inferred) -2", "clamped to 0 (was -2)"]
     # the inferred regeneration followed by an accepted turn makes the DPO pair an explicit one would
-    [pair] = [p for p in read_rows(report.pairs_path) if p["source"] == "regenerated"]
+    [pair] = [p for p in pair_rows(report.pairs_path) if p["source"] == "regenerated"]
     assert (pair["chosen"], pair["rejected"]) == ("Fresh bread every morning.", "Bread.")
     assert report.pairs["regenerated"] == 1
 

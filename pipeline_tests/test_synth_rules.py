@@ -13,6 +13,7 @@ import re
 from collections import Counter, defaultdict
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -336,6 +337,7 @@ def test_the_split_of_a_generated_world_keeps_every_held_out_prompt_and_chunk_ou
     from pipeline.core.contract import VALIDATORS
     from pipeline.core.targets import load_targets
     from pipeline.curation.curate import curate_target
+    from pipeline.curation.parts import read_examples, read_pairs
     from pipeline.training_files.build import build_training_files
     from pipeline.training_files.formats import formats_for
 
@@ -359,7 +361,11 @@ def test_the_split_of_a_generated_world_keeps_every_held_out_prompt_and_chunk_ou
 
     for name, target in load_targets().items():
         curate_target(store, target)
-        files = build_training_files(target, source_dir=scored_dir(name)).manifest["files"]
+        plain = tmp_path / name  # the kept examples and live pairs as the two tables training files read
+        plain.mkdir()
+        pq.write_table(read_examples(scored_dir(name)), plain / "examples.parquet")
+        pq.write_table(read_pairs(scored_dir(name)), plain / "pairs.parquet")
+        files = build_training_files(target, source_dir=plain).manifest["files"]
         fmt = {"sft": "trl_messages", "dpo": "trl_preference", "embedding": "embedding_triplets"}[target.method]
         assert fmt in formats_for(target.method)
         sides = {}

@@ -85,10 +85,25 @@ def _check_columns(path: Path, expected: list[str]) -> None:
         )
 
 
-def _batches(path: Path | None, batch_rows: int) -> Iterator[list[dict]]:
-    if path is None or not path.exists():
+#: where rows come from: a Parquet file, or a function of the batch size yielding lists of rows
+Source = Path | Callable[[int], Iterable[list[dict]]]
+
+
+def scored_sources(folder: Path) -> tuple[Source, Source]:
+    """The kept examples and written pairs of a `scored_examples` folder (its parts under their masks)."""
+    from pipeline.curation import parts
+
+    parts.loaded(folder)  # a clear error now, not half-way
+    return (lambda n: parts.kept_examples(folder, n)), (lambda n: parts.live_pairs(folder, n))
+
+
+def _batches(source: Source | None, batch_rows: int) -> Iterator[list[dict]]:
+    if callable(source):
+        yield from source(batch_rows)
         return
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+    if source is None or not source.exists():
+        return
+    for batch in pq.ParquetFile(source).iter_batches(batch_size=batch_rows):
         yield batch.to_pylist()
 
 
@@ -141,7 +156,7 @@ def _redact_batch(
 
 def _table(
     table: str,
-    source: Path | None,
+    source: Source | None,
     out: Path,
     columns: list[str],
     id_column: str,
@@ -176,8 +191,8 @@ def _table(
 
 
 def anonymize_files(
-    examples_path: Path,
-    pairs_path: Path | None,
+    examples_path: Source,
+    pairs_path: Source | None,
     opted_out: set[str],
     redact: Callable[[list[list[str]]], Iterable],
     out_dir: Path,
@@ -188,11 +203,13 @@ def anonymize_files(
 ) -> AnonymizeReport:
     """Remove opted-out tenants, redact every text, replace ids; writes out_dir/{examples,pairs}.parquet.
 
-    `redact` is `RedactionPool.redact`; `pairs_path` may be None or missing (no pairs: an empty file).
+    `redact` is `RedactionPool.redact`; a source is a Parquet file or a function (`scored_sources`);
+    `pairs_path` may be None or a missing file (no pairs: an empty file).
     """
-    _check_columns(examples_path, EXAMPLE_COLUMNS)
-    pairs = pairs_path if pairs_path is not None and pairs_path.exists() else None
-    if pairs is not None:
+    if not callable(examples_path):
+        _check_columns(examples_path, EXAMPLE_COLUMNS)
+    pairs = pairs_path if callable(pairs_path) or (pairs_path is not None and pairs_path.exists()) else None
+    if pairs is not None and not callable(pairs):
         _check_columns(pairs, PAIR_COLUMNS)
     start = time.perf_counter()
     report = AnonymizeReport()

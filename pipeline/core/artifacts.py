@@ -7,8 +7,9 @@ pandas or DuckDB, and the paths are in each asset's metadata.
     FLYWHEEL_HOME/
       flywheel.db                         embedded SQLite store (source + Flywheel's tables)
       <target>/
-        scored/examples.parquet           scored_examples: one row per kept example (EXAMPLE_COLUMNS)
-        scored/pairs.parquet              scored_examples: preference / contrastive pairs (PAIR_COLUMNS)
+        scored/manifest.json, masks-<n>.npz  scored_examples: which parts, and which of their rows count now
+        scored/parts/<part>/              one per run that scored something (pipeline/curation/parts.py):
+                                          candidates (EXAMPLE_COLUMNS), pairs (PAIR_COLUMNS), small keys
         anonymized/<version>/examples.parquet  anonymized_dataset: same columns, ids stripped, text redacted;
         anonymized/<version>/pairs.parquet     <version> is a hash of the two files' bytes
         <dataset_version>/                training_file: train/validation files per format + manifest.json

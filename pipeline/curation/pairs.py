@@ -108,7 +108,7 @@ class PairIndex:
 
     def add(self, key: tuple, record_id: str, *, chosen: bool) -> None:
         """File the id under a 20-byte digest of `key` (tenant, conversation, ...: no texts kept)."""
-        group = self.groups.setdefault(hashlib.sha1(repr(key).encode()).digest(), ([], []))
+        group = self.groups.setdefault(group_digest(key), ([], []))
         group[0 if chosen else 1].append(record_id)
 
     def plan(self) -> list[tuple[str, str]]:
@@ -118,6 +118,16 @@ class PairIndex:
             chosen, rejected = self.groups[key]
             out.extend(round_robin(sorted(chosen), sorted(rejected)))
         return out
+
+
+def group_digest(key: tuple) -> bytes:
+    """The 20-byte digest a `PairIndex` files a key under."""
+    return hashlib.sha1(repr(key).encode()).digest()
+
+
+def group_hash(key: tuple) -> int:
+    """A signed 64-bit hash of a pair group's key: what `scored_examples` keeps per row to find a group again."""
+    return int.from_bytes(group_digest(key)[:8], "little", signed=True)
 
 
 def regeneration_key(record: dict[str, Any]) -> tuple | None:

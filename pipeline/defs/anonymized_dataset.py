@@ -53,17 +53,18 @@ def anonymized_dataset(
 ) -> dg.MaterializeResult:
     """Scored examples with personal data replaced by placeholders and opted-out tenants removed."""
     from pipeline.anonymize.cache import RedactionCache, engine_version
-    from pipeline.anonymize.dataset import anonymize_files, preview_markdown
+    from pipeline.anonymize.dataset import anonymize_files, preview_markdown, scored_sources
     from pipeline.anonymize.engine import ENTITIES, RedactionPool
 
     target = context.partition_key
     source = scored_dir(target)
-    examples_path, pairs_path = source / "examples.parquet", source / "pairs.parquet"
-    if not examples_path.exists():
+    try:
+        examples_path, pairs_path = scored_sources(source)
+    except FileNotFoundError as exc:
         raise dg.Failure(
-            description=f"{examples_path} does not exist: materialize scored_examples for target {target!r} first.",
-            metadata={"expected": dg.MetadataValue.path(str(examples_path))},
-        )
+            description=f"{exc}: materialize scored_examples for target {target!r} first.",
+            metadata={"expected": dg.MetadataValue.path(str(source / "manifest.json"))},
+        ) from exc
     opted_out = store.get().opted_out_orgs()
     engine = engine_version(ENTITIES)
     staging = anonymized_version_dir(target, f".staging-{context.run_id}")

@@ -11,25 +11,33 @@ if TYPE_CHECKING:  # numpy and pyarrow load when the asset runs, not when the de
     from pipeline.curation.curate import CurationReport
 
 
+class ScoredExamplesConfig(dg.Config):
+    """How a run reads the log (the result is the same either way)."""
+
+    full_refresh: bool = False  # score every interaction again, not only what new data changed
+
+
 @dg.asset(
     partitions_def=target_partitions,
     deps=[dg.AssetKey("raw_interactions")],
     group_name="curation",
     kinds={"python", "parquet"},
     owners=["team:ml-platform"],
-    code_version="2",  # 2: implicit outcomes inferred from the log
+    code_version="3",  # 3: parts; a run after new data scores only what it changed
 )
-def scored_examples(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
+def scored_examples(
+    context: dg.AssetExecutionContext, config: ScoredExamplesConfig, store: StoreResource
+) -> dg.MaterializeResult:
     """One target's interactions scored 0..10, labels applied, duplicate prompts collapsed, preference pairs built."""
     # numpy, pyarrow and rapidfuzz load when the asset runs, not when the definitions load
     from pipeline.core.targets import get_target
     from pipeline.curation.curate import curate_target
 
     target = get_target(context.partition_key)
-    report = curate_target(store.get(), target, log=context.log.debug)
+    report = curate_target(store.get(), target, log=context.log.debug, full_refresh=config.full_refresh)
     context.log.info(
-        f"{target.name}: read {report.read:,}, kept {report.kept:,}, dropped {dict(report.dropped)}, "
-        f"pairs {dict(report.pairs)}"
+        f"{target.name}: {report.mode} run ({report.mode_reason}); scored {report.scored_now:,} now; "
+        f"in all read {report.read:,}, kept {report.kept:,}, dropped {dict(report.dropped)}, pairs {dict(report.pairs)}"
     )
     return dg.MaterializeResult(metadata=scored_metadata(report, target.scoring.export_threshold))
 
@@ -63,9 +71,15 @@ def scored_metadata(report: "CurationReport", export_threshold: float) -> dict[s
         ),
         "preview": dg.MetadataValue.md(preview_table(report.preview)),
         "kept_by_task": dg.MetadataValue.md(markdown.counts(report.kept_tasks, key="task", value="kept")),
-        "examples_path": dg.MetadataValue.path(str(report.examples_path)),
-        "pairs_path": dg.MetadataValue.path(str(report.pairs_path)),
+        # the folder: its parts, the masks saying which rows count, manifest.json (pipeline/curation/parts.py)
+        "scored_path": dg.MetadataValue.path(str(report.examples_path)),
         "source_seq_through": dg.MetadataValue.int(report.source_seq_through),
+        # what this run did: `full` (everything scored), `incremental` (what new data changed) or `unchanged`
+        "run_mode": report.mode,
+        "run_reason": report.mode_reason,
+        "scored_this_run": report.scored_now,
+        "superseded": report.superseded,
+        "parts": report.parts,
     }
     if report.excluded_tenants:
         metadata["opted_out_tenants_excluded"] = len(report.excluded_tenants)
