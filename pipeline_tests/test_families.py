@@ -304,6 +304,32 @@ def test_the_demo_helper_is_idempotent(world):
     assert not again.changed and again.members == plan.members
 
 
+def test_tenant_counts_after_new_data_score_only_what_changed_and_equal_a_count_from_scratch(world):
+    """The re-count keeps each tenant's scored state: after new turns, late feedback and a duplicate it
+    scores only those rows, and every count is the one a count from scratch gives."""
+    from pipeline.core.artifacts import tenant_counts_dir
+    from pipeline.curation import parts
+    from pipeline.curation.tenants import count_in_memory, exportable_counts
+
+    store, orgs = world["store"], ["org_alpha", "org_beta", "org_small"]
+    first = exportable_counts(store, CHAT, orgs)
+    assert first == count_in_memory(store, CHAT, orgs) == {"org_alpha": 20, "org_beta": 16, "org_small": 4}
+    beta = chats("org_beta", 16)
+    disliked = [record(r["id"], org="org_beta", task="chat", prompt=r["messages"][0]["content"], response=r["response"],
+                       feedback=[("thumbs", 1), ("thumbs", -1, "2026-03-01T12:00:00Z")]) for r in beta[:3]]
+    twin = chats("org_alpha", 1)[0] | {"id": "org_alpha-twin"}  # the same prompt as an earlier turn
+    insert_accepted(store, [*chats("org_alpha", 5, seed=2), twin, *disliked], first_seq=1_000)
+
+    second = exportable_counts(store, CHAT, orgs)
+    assert second == count_in_memory(store, CHAT, orgs) == {"org_alpha": 25, "org_beta": 13, "org_small": 4}
+    manifests = {org: parts.load(tenant_counts_dir(CHAT.name, org))[0] for org in orgs}
+    assert len(manifests["org_alpha"].parts) == len(manifests["org_beta"].parts) == 2  # one incremental part each
+    rows = {org: parts.read_rows_table(tenant_counts_dir(CHAT.name, org), m.parts[-1]).num_rows
+            for org, m in manifests.items() if len(m.parts) == 2}
+    assert rows == {"org_alpha": 6, "org_beta": 3}  # only the new and updated rows were scored again
+    assert len(manifests["org_small"].parts) == 1  # nothing new: unchanged
+
+
 def test_fine_tune_request_refuses_a_retired_member_and_retires_its_models(world):
     from pipeline.backends.huggingface.backend import HuggingFaceBackend
     from pipeline.backends.openai.backend import OpenAIBackend

@@ -13,6 +13,8 @@ pandas or DuckDB, and the paths are in each asset's metadata.
         anonymized/<version>/examples.parquet  anonymized_dataset: same columns, ids stripped, text redacted;
         anonymized/<version>/pairs.parquet     <version> is a hash of the two files' bytes
         <dataset_version>/                training_file: train/validation files per format + manifest.json
+      <family>/tenant_counts/<org_id>/    sync_target_partitions: each candidate tenant's scored state (as
+                                          scored/ above), so a re-count after new data scores only what changed
         jobs/<job_id>/                    local fine-tune jobs: request, status, logs, the model
 """
 
@@ -65,6 +67,11 @@ ID_COLUMNS = ["org_id", "user_id", "conversation_id"]
 
 def scored_dir(target: str) -> Path:
     return _sub(target, "scored")
+
+
+def tenant_counts_dir(family: str, org_id: str) -> Path:
+    """Where `sync_target_partitions` keeps one candidate tenant's scored state (`pipeline/curation/tenants.py`)."""
+    return _sub(family, "tenant_counts") / org_id
 
 
 def anonymized_dir(target: str) -> Path:

@@ -465,9 +465,12 @@ def collapse_keys(keys: dict[str, np.ndarray], threshold: float) -> dedup.Collap
 
 def curate_target(
     store: st.Store, target: Target, *, batch_size: int = 1_000, log: Callable[[str], None] | None = None,
-    full_refresh: bool = False,
+    full_refresh: bool = False, folder: Path | None = None,
 ) -> CurationReport:
-    """Score, label, dedup and pair one target's accepted interactions; only what changed after the first run."""
+    """Score, label, dedup and pair one target's accepted interactions; only what changed after the first run.
+
+    The state lives in `folder` (default: the target's `scored/`).
+    """
     from pipeline.curation.combine import combine
 
     log = log or (lambda _msg: None)
@@ -480,7 +483,8 @@ def curate_target(
         report.seconds[phase] = now - clock
         clock = now
 
-    folder = scored_dir(target.name)
+    folder = scored_dir(target.name) if folder is None else folder
+    folder.mkdir(parents=True, exist_ok=True)
     opted_out = store.opted_out_orgs()
     exclude = sorted(set(target.exclude_tenants) | opted_out)
     report.excluded_tenants = sorted(opted_out - set(target.exclude_tenants))

@@ -2,9 +2,10 @@
 
 Read by `sync_target_partitions` (the sensor and the demo) and by `fine_tune_request`, which refuses a
 member whose tenant left. Counting examples scores interactions exactly as `scored_examples` does
-(inferred outcomes included),
-so it runs only for tenants that could still qualify (plan, opt-out and the SQL count of accepted
-interactions decide the rest without reading a record).
+(inferred outcomes included), so it runs only for tenants that could still qualify (plan, opt-out
+and the SQL count of accepted interactions decide the rest without reading a record). Each counted
+tenant keeps its own scored state (`tenant_counts/<org_id>/` under the family), so the count after
+new data scores only what the new data changed, as an incremental `scored_examples` run does.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from pipeline.core import store as st
+from pipeline.core.artifacts import tenant_counts_dir
 from pipeline.core.families import TenantStats, may_qualify
 from pipeline.core.targets import Target
 from pipeline.curation.curate import (
     Candidates,
     continuation,
     conversation_last_turns,
+    curate_target,
     prompt_key,
     store_clock,
     store_inferred,
@@ -26,17 +29,44 @@ from pipeline.curation.curate import (
 from pipeline.curation.scoring import exportable
 
 
-def exportable_counts(store: st.Store, target: Target, tenants: Iterable[str]) -> dict[str, int]:
+def exportable_counts(store: st.Store, target: Target, tenants: Iterable[str], *, remember: bool = True) -> dict[str, int]:
     """Per tenant: the examples `scored_examples` would keep for that tenant's member of this family.
 
     Scored with the target's weights, at its export threshold, exact and near duplicates collapsed
     within the tenant as `scored_examples` does; read in SQL one tenant at a time, so memory is one
     tenant's dedup keys. This is the count `per_tenant.min_examples` is compared with.
+
+    With `remember`, each tenant's member is curated into `tenant_counts_dir` (kept between runs: a
+    count after new data scores only what changed); a tenant that cannot be a member (an excluded
+    one, an org_id that cannot name a folder) and `remember=False` count in memory, from scratch.
     """
     counts = {}
+    rest = []
+    for org in sorted(set(tenants)):
+        member = _member(target, org) if remember else None
+        if member is None:
+            rest.append(org)
+        else:
+            counts[org] = curate_target(store, member, folder=tenant_counts_dir(target.name, org)).kept
+    return {**counts, **count_in_memory(store, target, rest)}
+
+
+def _member(family: Target, org: str) -> Target | None:
+    try:
+        return family.member(org)
+    except ValueError:
+        return None
+
+
+def count_in_memory(store: st.Store, target: Target, tenants: Iterable[str]) -> dict[str, int]:
+    """`exportable_counts` from scratch, nothing kept: every accepted interaction of each tenant read and scored."""
+    counts: dict[str, int] = {}
+    tenants = sorted(set(tenants))
+    if not tenants:
+        return counts
     embedding = target.method == "embedding"
     as_of = store_clock(store) if target.scoring.infer_implicit and not embedding else None
-    for org in sorted(set(tenants)):
+    for org in tenants:
         continued = continuation(conversation_last_turns(store, [org], target.exclude_tenants))
         inferred = store_inferred(store, target, as_of, tenants=[org], exclude=target.exclude_tenants)
         candidates = Candidates()
