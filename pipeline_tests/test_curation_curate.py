@@ -40,11 +40,11 @@ def test_counts_add_up_and_files_follow_the_contract(store):
     assert sum(report.scored_histogram) == 8 - report.dropped["unreadable_record"]
     assert sum(report.kept_histogram) == report.kept
 
-    rows = {r["example_id"]: r for r in kept_rows(report.examples_path)}
+    rows = {r["example_id"]: r for r in kept_rows(report.scored_path)}
     assert set(rows) == {"k1", "k2", "k3", "k4"}
     assert all(list(r) == EXAMPLE_COLUMNS for r in rows.values())
-    assert report.examples_path == report.pairs_path == scored_dir("t")
-    assert list(pair_rows(report.pairs_path)[0]) == PAIR_COLUMNS
+    assert report.scored_path == scored_dir("t")
+    assert list(pair_rows(report.scored_path)[0]) == PAIR_COLUMNS
     # training target and its source
     assert (rows["k2"]["completion"], rows["k2"]["completion_source"]) == ("An edited answer", "edit")
     assert (rows["k3"]["completion"], rows["k3"]["completion_source"], rows["k3"]["score"]) == (
@@ -73,7 +73,7 @@ def test_a_later_turn_of_another_task_continues_the_conversation(store):
         record("p4", task="chat", prompt="ok", conversation="c8", at="2026-03-01T10:00:00Z"),  # earlier: not later
     ])
     report = curate_target(store, target())
-    rows = {r["example_id"]: json.loads(r["score_reasons"]) for r in kept_rows(report.examples_path)}
+    rows = {r["example_id"]: json.loads(r["score_reasons"]) for r in kept_rows(report.scored_path)}
     assert "conversation_continued +1" in rows["p1"]
     assert "conversation_continued +1" not in rows["p3"]
     assert report.read == 2  # the chat turns belong to no page_builder example
@@ -92,8 +92,8 @@ def test_a_per_tenant_target_never_sees_another_tenant(store):
                        feedback=[("edit", "Sharp")]))
     insert_accepted(store, luna + maxs)
     report = curate_target(store, target("avatar_luna", tasks=("chat",), tenants=("avatar_luna",)))
-    examples = kept_rows(report.examples_path)
-    pairs = pair_rows(report.pairs_path)
+    examples = kept_rows(report.scored_path)
+    pairs = pair_rows(report.scored_path)
     assert report.read == 4
     assert {r["org_id"] for r in examples} == {"avatar_luna"} and len(examples) == 3
     assert {r["org_id"] for r in pairs} == {"avatar_luna"} and len(pairs) == 1
@@ -111,7 +111,7 @@ def test_excluded_and_opted_out_tenants_are_never_read(store):
     ])
     store.import_batch([("organization", {"org_id": "org_c", "training_opt_out": True})], ImportCounts())
     report = curate_target(store, target(exclude_tenants=("org_b",)))
-    assert report.read == 1 and [r["org_id"] for r in kept_rows(report.examples_path)] == ["org_a"]
+    assert report.read == 1 and [r["org_id"] for r in kept_rows(report.scored_path)] == ["org_a"]
     assert report.excluded_tenants == ["org_c"]
 
 
@@ -135,7 +135,7 @@ def test_an_unreadable_record_is_dropped_with_a_reason_and_quarantined(store):
 def test_an_empty_target_writes_empty_files(store):
     report = curate_target(store, target())
     assert (report.read, report.kept) == (0, 0)
-    assert kept_rows(report.examples_path) == [] and pair_rows(report.pairs_path) == []
+    assert kept_rows(report.scored_path) == [] and pair_rows(report.scored_path) == []
     assert set(report.as_dict()["dropped"]) == set(DROP_REASONS)
 
 
@@ -144,5 +144,5 @@ def test_rerun_replaces_the_files(store):
     first = curate_target(store, target())
     insert_accepted(store, [record("r2", prompt="Page two", feedback=GOOD)], first_seq=2)
     second = curate_target(store, target())
-    assert first.examples_path == second.examples_path
-    assert [r["example_id"] for r in kept_rows(second.examples_path)] == ["r1", "r2"]
+    assert first.scored_path == second.scored_path
+    assert [r["example_id"] for r in kept_rows(second.scored_path)] == ["r1", "r2"]

@@ -118,7 +118,7 @@ def test_prompts_alike_in_one_half_of_their_context_stay():
 def _run(store, records, **over):
     insert_accepted(store, records)
     report = curate_target(store, target(**over), batch_size=2)  # several batches: dedup spans them
-    return report, {r["example_id"]: r for r in kept_rows(report.examples_path)}
+    return report, {r["example_id"]: r for r in kept_rows(report.scored_path)}
 
 
 def test_exact_duplicates_keep_the_best_scored(store):

@@ -32,8 +32,8 @@ def _result(report) -> dict:
     """What a run leaves for the next stage, and its counts (without timings and how it got there)."""
     counts = report.as_dict()
     counts.pop("seconds"), counts.pop("run")
-    examples = sorted(kept_rows(report.examples_path), key=lambda r: r["example_id"])
-    pairs = sorted((p["source"], p["messages"], p["chosen"], p["rejected"]) for p in pair_rows(report.pairs_path))
+    examples = sorted(kept_rows(report.scored_path), key=lambda r: r["example_id"])
+    pairs = sorted((p["source"], p["messages"], p["chosen"], p["rejected"]) for p in pair_rows(report.scored_path))
     return {"counts": counts, "examples": examples, "pairs": pairs}
 
 
@@ -80,7 +80,7 @@ def test_a_second_run_with_nothing_new_reads_nothing_and_keeps_the_masks(store):
     insert_accepted(store, [record("a1", prompt="Hero for a bakery", feedback=GOOD_FEEDBACK),
                             record("a2", prompt="Footer for a florist", feedback=GOOD_FEEDBACK)])
     first = curate_target(store, target())
-    folder = first.examples_path
+    folder = first.scored_path
     before = parts.load(folder)
     second = curate_target(store, target())
     after = parts.load(folder)
@@ -92,12 +92,12 @@ def test_a_second_run_with_nothing_new_reads_nothing_and_keeps_the_masks(store):
 def test_a_better_duplicate_later_replaces_the_earlier_example(store):
     insert_accepted(store, [record("o1", prompt="Hero for a bakery", feedback=GOOD_FEEDBACK)])
     first = curate_target(store, target())
-    assert [r["example_id"] for r in kept_rows(first.examples_path)] == ["o1"]
+    assert [r["example_id"] for r in kept_rows(first.scored_path)] == ["o1"]
     insert_accepted(store, [record("n1", prompt="hero for a BAKERY!", feedback=[*GOOD_FEEDBACK, ("rating", 5)])],
                     first_seq=2)
     second = curate_target(store, target())
     assert second.mode == "incremental" and second.scored_now == 1 and second.parts == 2
-    assert [r["example_id"] for r in kept_rows(second.examples_path)] == ["n1"]
+    assert [r["example_id"] for r in kept_rows(second.scored_path)] == ["n1"]
     assert second.dropped["duplicate_prompt"] == 1 and second.read == 2 and second.counts_add_up
 
 
@@ -115,13 +115,13 @@ def test_a_later_turn_continues_an_earlier_conversation(store):
     insert_accepted(store, [record("c1", prompt="Build my page", feedback=GOOD_FEEDBACK, conversation="k",
                                    at="2026-03-01T10:00:00Z")])
     first = curate_target(store, target())
-    [row] = kept_rows(first.examples_path)
+    [row] = kept_rows(first.scored_path)
     assert "conversation_continued +1" not in json.loads(row["score_reasons"])
     insert_accepted(store, [record("c2", task="chat", prompt="thanks", conversation="k", at="2026-03-01T10:01:00Z")],
                     first_seq=2)
     second = curate_target(store, target())
     assert second.mode == "incremental" and second.superseded == 1
-    [row] = kept_rows(second.examples_path)
+    [row] = kept_rows(second.scored_path)
     assert "conversation_continued +1" in json.loads(row["score_reasons"])
 
 
@@ -139,7 +139,7 @@ def test_what_every_score_depends_on_changing_scores_everything_again(store, cha
 def test_a_damaged_state_is_rebuilt_from_the_store(store):
     insert_accepted(store, [record("d1", prompt="Hero", feedback=GOOD_FEEDBACK)])
     first = curate_target(store, target())
-    (first.examples_path / parts.MANIFEST).write_text("{not json")
+    (first.scored_path / parts.MANIFEST).write_text("{not json")
     again = curate_target(store, target())
     assert (again.mode, again.kept) == ("full", 1)
 

@@ -19,7 +19,7 @@ EMBEDDING = {"tasks": ("signal_extraction",), "method": "embedding", "backend": 
 def _pairs(store, records, **over):
     insert_accepted(store, records)
     report = curate_target(store, target(**over), batch_size=3)
-    table = pair_rows(report.pairs_path)
+    table = pair_rows(report.scored_path)
     assert all(list(row) == PAIR_COLUMNS for row in table)
     return report, table
 

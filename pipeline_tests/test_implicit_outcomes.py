@@ -158,10 +158,10 @@ def test_store_pass_and_curation_count_and_pair_inferred_outcomes(store):
     assert report.outcomes_explicit == 2
     assert dict(report.outcomes_inferred) == {"regenerated": 1, "abandoned": 1}
     assert report.as_dict()["outcomes"] == {"explicit": 2, "inferred_abandoned": 1, "inferred_regenerated": 1}
-    rows = {r["example_id"]: r for r in kept_rows(report.examples_path)}
+    rows = {r["example_id"]: r for r in kept_rows(report.scored_path)}
     assert json.loads(rows["s1"]["score_reasons"]) == ["abandoned (inferred) -2", "clamped to 0 (was -2)"]
     # the inferred regeneration followed by an accepted turn makes the DPO pair an explicit one would
-    [pair] = [p for p in pair_rows(report.pairs_path) if p["source"] == "regenerated"]
+    [pair] = [p for p in pair_rows(report.scored_path) if p["source"] == "regenerated"]
     assert (pair["chosen"], pair["rejected"]) == ("Fresh bread every morning.", "Bread.")
     assert report.pairs["regenerated"] == 1
 

@@ -86,11 +86,12 @@ def _tally_rows(report, status: np.ndarray, buckets: np.ndarray, outcome: np.nda
             report.dropped[reason] += n
     for b in buckets[buckets >= 0].tolist():
         report.scored_histogram[b] += 1
-    report.outcomes_explicit += int((outcome == 1).sum())
-    for code, name in ((2, "abandoned"), (3, "regenerated")):
-        n = int((outcome == code).sum())
-        if n:
-            report.outcomes_inferred[name] += n
+    for code, name in enumerate(parts.OUTCOME):
+        n = int((outcome == code).sum()) if name else 0
+        if name == "explicit":
+            report.outcomes_explicit += n
+        elif n:
+            report.outcomes_inferred[name.removeprefix("inferred_")] += n
 
 
 def _pairs(report, masks: parts.Masks, pair_info: list[tuple[str, dict[str, np.ndarray], np.ndarray]]) -> None:

@@ -77,8 +77,8 @@ class CurationReport:
     kept_tasks: Counter = field(default_factory=Counter)
     excluded_tenants: list[str] = field(default_factory=list)
     preview: list[dict[str, Any]] = field(default_factory=list)
-    examples_path: Path | None = None
-    pairs_path: Path | None = None
+    #: the scored folder (`parts`): read it with `parts.kept_examples` / `parts.live_pairs`
+    scored_path: Path | None = None
     #: wall seconds per phase: score (read, score, write candidates), dedup, write (kept examples), pairs
     seconds: dict[str, float] = field(default_factory=dict)
     #: the store's `accepted_seq` this run read through: what the retraining sensor counts new examples from
@@ -540,7 +540,7 @@ def curate_target(
     combine(folder, manifest, masks, target, report, lap)
     parts.save(folder, manifest, masks)
     report.parts = len(manifest.parts)
-    report.examples_path = report.pairs_path = folder
+    report.scored_path = folder
     lap("save")
     if not report.counts_add_up:
         raise RuntimeError(
@@ -609,8 +609,13 @@ class _PairLog:
         out.update({name: np.array(a, dtype=np.int8) for name, a in self.codes.items()})
         return out
 
+OUTCOME_CODE = {name: i for i, name in enumerate(parts.OUTCOME)}
 
-_OUTCOME_CODE = {("explicit", None): 1, ("inferred", "abandoned"): 2, ("inferred", "regenerated"): 3}
+
+def outcome_code(outcome: str | None, source: str | None) -> int:
+    """rows.parquet's `outcome` (`parts.OUTCOME`): explicit, inferred abandoned / regenerated, or 0 for none."""
+    name = "explicit" if source == "explicit" else f"inferred_{outcome}" if source == "inferred" else None
+    return OUTCOME_CODE.get(name, 0)
 
 
 def _score_part(
@@ -660,7 +665,7 @@ def _score_part(
                         f"target {target.name}: cannot score the accepted record: {type(exc).__name__}: {exc}",
                         json.dumps(record, default=str)[: st.RAW_PREVIEW_CHARS]))
                     continue
-                code = _OUTCOME_CODE.get((outcome_source, None if outcome_source == "explicit" else outcome), 0)
+                code = outcome_code(outcome, outcome_source)
                 if not scored.completion.strip():
                     status = "empty_completion"
                 elif not exportable:

@@ -92,14 +92,6 @@ class Masks:
     keep: dict[str, np.ndarray] = field(default_factory=dict)
     pairs: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def digest(self, part: str) -> str:
-        """A hash of one part's masks: a reader that cached what it made of a part can tell it is unchanged."""
-        h = hashlib.sha256(part.encode())
-        for arrays in (self.keep, self.pairs):
-            h.update(np.packbits(arrays[part]).tobytes())
-            h.update(str(len(arrays[part])).encode())
-        return h.hexdigest()[:16]
-
 
 def part_dir(folder: Path, name: str) -> Path:
     return folder / PARTS / name

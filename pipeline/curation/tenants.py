@@ -29,21 +29,21 @@ from pipeline.curation.curate import (
 from pipeline.curation.scoring import exportable
 
 
-def exportable_counts(store: st.Store, target: Target, tenants: Iterable[str], *, remember: bool = True) -> dict[str, int]:
+def exportable_counts(store: st.Store, target: Target, tenants: Iterable[str]) -> dict[str, int]:
     """Per tenant: the examples `scored_examples` would keep for that tenant's member of this family.
 
     Scored with the target's weights, at its export threshold, exact and near duplicates collapsed
     within the tenant as `scored_examples` does; read in SQL one tenant at a time, so memory is one
     tenant's dedup keys. This is the count `per_tenant.min_examples` is compared with.
 
-    With `remember`, each tenant's member is curated into `tenant_counts_dir` (kept between runs: a
-    count after new data scores only what changed); a tenant that cannot be a member (an excluded
-    one, an org_id that cannot name a folder) and `remember=False` count in memory, from scratch.
+    Each tenant's member is curated into `tenant_counts_dir` (kept between runs: a count after new
+    data scores only what changed); a tenant that cannot be a member (an excluded one, an org_id
+    that cannot name a folder) is counted in memory, from scratch (`count_in_memory`).
     """
     counts = {}
     rest = []
     for org in sorted(set(tenants)):
-        member = _member(target, org) if remember else None
+        member = _member(target, org)
         if member is None:
             rest.append(org)
         else:

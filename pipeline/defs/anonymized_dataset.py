@@ -62,7 +62,8 @@ def anonymized_dataset(
         examples_path, pairs_path = scored_sources(source)
     except FileNotFoundError as exc:
         raise dg.Failure(
-            description=f"{exc}: materialize scored_examples for target {target!r} first.",
+            description=f"{source} holds no finished scored_examples run (no manifest.json): "
+                        f"materialize scored_examples for target {target!r} first.",
             metadata={"expected": dg.MetadataValue.path(str(source / "manifest.json"))},
         ) from exc
     opted_out = store.get().opted_out_orgs()

@@ -72,7 +72,7 @@ def scored_metadata(report: "CurationReport", export_threshold: float) -> dict[s
         "preview": dg.MetadataValue.md(preview_table(report.preview)),
         "kept_by_task": dg.MetadataValue.md(markdown.counts(report.kept_tasks, key="task", value="kept")),
         # the folder: its parts, the masks saying which rows count, manifest.json (pipeline/curation/parts.py)
-        "scored_path": dg.MetadataValue.path(str(report.examples_path)),
+        "scored_path": dg.MetadataValue.path(str(report.scored_path)),
         "source_seq_through": dg.MetadataValue.int(report.source_seq_through),
         # what this run did: `full` (everything scored), `incremental` (what new data changed) or `unchanged`
         "run_mode": report.mode,
