@@ -1,4 +1,9 @@
-"""Pools: with the project's one slot per pool, two runs' local_training steps on one instance never overlap."""
+"""Pools: with the project's one slot per pool, two runs' local_training steps on one instance never overlap.
+
+The instance is Postgres-backed, as in production (`deploy/`): Dagster claims a pool's slot there under a
+row lock. Its SQLite storage checks and then takes a slot in two statements without one, so two steps that
+ask at the same instant on the embedded instance can both get it (CI saw exactly that, once).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import yaml
 
 from pipeline.defs.fine_tune_job import submit_hosted, train_locally
@@ -35,17 +41,22 @@ def test_the_training_and_submission_steps_name_their_pools():
     assert config["pools"]["default_limit"] == 1 and config["runs"]["max_concurrent_runs"] >= 1
 
 
-def test_two_runs_share_one_training_slot(tmp_path):
+@pytest.mark.postgres
+def test_two_runs_share_one_training_slot(tmp_path, postgres_url):
     config = yaml.safe_load((ROOT / "dagster.yaml").read_text())["concurrency"]
-    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump({"concurrency": {"pools": config["pools"]}}))
+    instance_yaml = {"concurrency": {"pools": config["pools"]}, "storage": {"postgres": {"postgres_url": postgres_url}}}
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(instance_yaml))
     script = tmp_path / "run.py"
     script.write_text(RUN)
-    # the instance's SQLite schema is created here, once: two processes creating it at once race
-    # ("table runs already exists"), which is not what this test is about
+    # the instance's schema and the pool's row are created here, once, as `dagster instance migrate` and the
+    # first run do: two processes creating either at once race ("relation runs already exists", a duplicate
+    # key on concurrency_limits), which is not what this test is about
     import dagster as dg
 
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         assert instance.get_runs_count() == 0
+        assert instance.event_log_storage.initialize_concurrency_limit_to_default("local_training")
+        assert instance.event_log_storage.get_concurrency_info("local_training").slot_count == 1
     procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path), str(tmp_path / f"span{i}")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for i in range(2)]
     for proc in procs:
