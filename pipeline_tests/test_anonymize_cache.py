@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.anonymize import cache as cache_mod
 from pipeline.anonymize.cache import EXAMPLE_TEXT, RedactionCache, engine_version, row_key
-from pipeline.anonymize.dataset import anonymize_files, scored_sources
+from pipeline.anonymize.dataset import anonymize_scored
 from pipeline.anonymize.engine import ENTITIES
 from pipeline.anonymize.records import prepare_example
 from pipeline.core.artifacts import anonymized_dir, scored_dir
@@ -38,12 +38,12 @@ class Counting:
         return self.engine.redact_groups(groups)
 
 
-def _run(engine, out, cache=None, batch_rows=2048):
+def _run(engine, out, cache=None, batch_rows=2048, segments=None, opted_out=frozenset()):
+    """One run into `out`; segments under `out/.segments` (this run's only) unless `segments` is given."""
     out.mkdir(parents=True, exist_ok=True)
-    source = scored_dir(TARGET)
     redact = Counting(engine)
-    report = anonymize_files(*scored_sources(source), set(), redact, out,
-                             cache=cache, batch_rows=batch_rows)
+    report = anonymize_scored(scored_dir(TARGET), set(opted_out), redact, out, segments or out / ".segments",
+                              cache=cache, batch_rows=batch_rows)
     return report, redact.groups
 
 

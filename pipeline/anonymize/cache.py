@@ -7,8 +7,10 @@ the notes and the word count of the fresh redaction. One SQLite file per target 
 version, `FLYWHEEL_HOME/<target>/anonymized/.redactions/<engine_version>.sqlite`: a new engine
 (its code, the spaCy model, Presidio, the entity list) starts an empty cache, so a changed
 redactor re-does everything and never serves an old redaction. Each run marks what it used;
-`prune` (after a run that succeeded) drops what the run did not use, so the cache holds what
-the current dataset holds and no more, and it never holds a raw text: only hashes and redactions.
+`prune` (after a run that succeeded) drops what the run neither used nor `hold`s (the rows it
+copied from segments), so the cache holds what the current dataset holds and no more, and it
+never holds a raw text: only hashes and redactions. It serves a part that `scored_examples`
+re-scored (a new part file, so no segment) whose rows' texts did not change.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ class RedactionCache:
         self.conn.execute("INSERT INTO runs DEFAULT VALUES")
         self.run = self.conn.execute("SELECT max(run) FROM runs").fetchone()[0]
         self.hits = self.misses = 0
+        self._holding = False
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Redaction]:
         """The cached redactions of these keys; marks them used by this run."""
@@ -122,9 +125,19 @@ class RedactionCache:
         )
         self.conn.execute("COMMIT")
 
+    def hold(self, keys: Sequence[str]) -> None:
+        """Keep these redactions at `prune` although this run did not look them up (its dataset holds them)."""
+        if not self._holding:
+            self.conn.execute("CREATE TEMP TABLE held (key TEXT PRIMARY KEY)")
+            self._holding = True
+        self.conn.execute("BEGIN")
+        self.conn.executemany("INSERT OR IGNORE INTO held (key) VALUES (?)", ((key,) for key in keys))
+        self.conn.execute("COMMIT")
+
     def prune(self) -> int:
-        """Drop the redactions this run did not use; returns how many."""
-        dropped = self.conn.execute("DELETE FROM redactions WHERE run < ?", [self.run]).rowcount
+        """Drop the redactions this run neither used nor held; returns how many."""
+        held = " AND key NOT IN (SELECT key FROM temp.held)" if self._holding else ""
+        dropped = self.conn.execute(f"DELETE FROM redactions WHERE run < ?{held}", [self.run]).rowcount
         self.conn.execute("DELETE FROM runs WHERE run < ?", [self.run])
         return dropped
 

@@ -1,13 +1,15 @@
-"""`anonymized_dataset` as a streaming function: scored Parquet files in, redacted Parquet files and counts out.
+"""`anonymized_dataset` as a streaming function: a scored folder in, redacted Parquet files and counts out.
 
 Every input row is either written (redacted, ids replaced by hashes) or removed with a reason:
 `tenant_opted_out` (the tenant's `training_opt_out` is true) or `missing_tenant` (no org_id, so
 its opt-out cannot be verified). Rows in = rows out + rows removed, for examples and pairs.
 
-The files are read and written `batch_rows` rows at a time (memory does not grow with the
-table), and a row whose text columns are in the `RedactionCache` (same content, same engine) is
-neither parsed nor sent to the engine again: it gets the redaction it got last time, byte for
-byte, so an unchanged dataset keeps its version and a run after new data costs what is new.
+What was redacted of a scored part is kept as segments (`segments.py`): a run redacts only the
+rows no segment holds (a new part, a row brought back by dedup) and copies the rest as Arrow
+tables, so a run after new data costs what is new and an unchanged dataset keeps its bytes and
+its version. A row to redact whose text columns are in the `RedactionCache` (same content, same
+engine; a part re-scored by `scored_examples`) is neither parsed nor sent to the engine again.
+Files are read and written `batch_rows` rows at a time, so memory does not grow with the table.
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.anonymize import segments
 from pipeline.anonymize.cache import EXAMPLE_TEXT, PAIR_TEXT, Redaction, RedactionCache, row_key
 from pipeline.anonymize.records import (
     ANONYMIZED_EXAMPLE_COLUMNS,
@@ -34,7 +38,6 @@ from pipeline.anonymize.records import (
     strip_ids,
 )
 from pipeline.core import markdown
-from pipeline.core.artifacts import EXAMPLE_COLUMNS, PAIR_COLUMNS
 
 PREVIEW_CHARS = 240
 BATCH_ROWS = 2_048
@@ -65,6 +68,10 @@ class AnonymizeReport:
     #: (from the cache, or an identical row earlier in the run)
     redacted: int = 0
     reused: int = 0
+    #: scored parts whose rows all came from segments / parts that needed a new segment; the folders used
+    parts_reused: int = 0
+    parts_redacted: int = 0
+    segment_folders: set = field(default_factory=set)
 
     @property
     def texts_per_second(self) -> float:
@@ -76,110 +83,122 @@ def _schema(columns: list[str]) -> pa.Schema:
     return pa.schema([(c, pa.float64() if c == "score" else pa.string()) for c in columns])
 
 
-def _check_columns(path: Path, expected: list[str]) -> None:
-    missing = [c for c in expected if c not in pq.read_schema(path).names]
-    if missing:
-        raise ValueError(
-            f"{path} lacks columns {missing}; scored_examples must write {expected} "
-            "(pipeline/core/artifacts.py): re-materialize scored_examples for this target"
-        )
-
-
-#: where rows come from: a Parquet file, or a function of the batch size yielding lists of rows
-Source = Path | Callable[[int], Iterable[list[dict]]]
-
-
-def scored_sources(folder: Path) -> tuple[Source, Source]:
-    """The kept examples and written pairs of a `scored_examples` folder (its parts under their masks)."""
-    from pipeline.curation import parts
-
-    parts.loaded(folder)  # a clear error now, not half-way
-    return (lambda n: parts.kept_examples(folder, n)), (lambda n: parts.live_pairs(folder, n))
-
-
-def _batches(source: Source | None, batch_rows: int) -> Iterator[list[dict]]:
-    if callable(source):
-        yield from source(batch_rows)
-        return
-    if source is None or not source.exists():
-        return
-    for batch in pq.ParquetFile(source).iter_batches(batch_size=batch_rows):
-        yield batch.to_pylist()
-
-
-def _kept(rows: list[dict], opted_out: set[str], counts: TableCounts) -> list[dict]:
-    keep = []
-    for row in rows:
-        counts.rows_in += 1
-        org = row.get("org_id")
-        if org is None or str(org).strip() == "":
-            counts.removed["missing_tenant"] += 1
-        elif str(org) in opted_out:
-            counts.removed["tenant_opted_out"] += 1
-        else:
-            keep.append(row)
-    return keep
-
-
-def _redact_batch(
+def _redactions(
     rows: list[dict],
     table: str,
     prepare: Callable[[dict], Prepared],
     redact: Callable[[list[list[str]]], Iterable],
     cache: RedactionCache | None,
-    report: AnonymizeReport,
-) -> None:
-    """Redact `rows` in place: a known redaction where the text columns are known, the engine for the rest."""
+) -> tuple[list[str], list[Redaction], int]:
+    """Each row's content key and redaction: known where the texts are known, the engine for the rest.
+
+    Returns (keys, redactions, how many distinct contents went to the engine); equal content in one
+    batch is redacted once, and only what is new is parsed.
+    """
     columns = EXAMPLE_TEXT if table == "examples" else PAIR_TEXT
     keys = [row_key(table, row, columns) for row in rows]
     known = cache.get_many(keys) if cache is not None else {}
-    todo = {key: i for i, key in enumerate(keys) if key not in known}  # equal content is redacted once
-    prepared = {key: prepare(rows[i]) for key, i in todo.items()}  # only what is new is parsed
+    todo = {key: i for i, key in enumerate(keys) if key not in known}
+    prepared = {key: prepare(rows[i]) for key, i in todo.items()}
     fresh = []
     for key, result in zip(todo, redact([p.segments for p in prepared.values()]), strict=True):
-        prep, row = prepared[key], rows[todo[key]]
+        prep, row = prepared[key], rows[todo[key]]  # `apply` writes the redacted texts into the row
         words = sum(len(segment_text(t).split()) for t in prep.segments)
         prep.apply(result.texts)
         known[key] = Redaction({c: row.get(c) for c in columns}, result.entities, prep.notes, words)
         fresh.append((key, known[key]))
     if cache is not None and fresh:
         cache.put_many(fresh)
-    for key, row in zip(keys, rows, strict=True):
-        redaction = known[key]
-        row.update(redaction.columns)
-        report.entities.update(redaction.entities)
-        report.notes.update(redaction.notes)
-        report.words += redaction.words
-    report.redacted += len(todo)
-    report.reused += len(rows) - len(todo)
+    return keys, [known[key] for key in keys], len(todo)
 
 
-def _table(
-    table: str,
-    source: Source | None,
-    out: Path,
-    columns: list[str],
-    id_column: str,
-    prepare: Callable[[dict], Prepared],
-    opted_out: set[str],
-    redact: Callable[[list[list[str]]], Iterable],
-    cache: RedactionCache | None,
-    counts: TableCounts,
-    report: AnonymizeReport,
+@dataclass
+class _Table:
+    """One of the two tables a scored folder holds, and how its rows are anonymized."""
+
+    name: str  # examples | pairs
+    scored_file: str  # the part's file
+    columns: list[str]  # written
+    id_column: str
+    prepare: Callable[[dict], Prepared]
+
+
+TABLES = (
+    _Table("examples", "candidates.parquet", ANONYMIZED_EXAMPLE_COLUMNS, "example_id", prepare_example),
+    _Table("pairs", "pairs.parquet", ANONYMIZED_PAIR_COLUMNS, "pair_id", prepare_pair),
+)
+
+
+def _redact_into_segment(
+    spec: _Table, scored: Path, todo: np.ndarray, part: segments.PartSegments,
+    redact: Callable[[list[list[str]]], Iterable], cache: RedactionCache | None, report: AnonymizeReport,
     batch_rows: int,
-    on_rows: Callable[[list[dict]], None] = lambda rows: None,
 ) -> None:
-    schema = _schema(columns)
+    """Redact the scored file's rows under `todo` into a new segment of `part`, a batch at a time."""
+    from pipeline.curation.parts import filtered
+
+    positions = np.flatnonzero(todo)
+    schema = segments.segment_schema(spec.columns)
+    offset = 0
+    with part.writer(schema) as writer:
+        for batch in filtered(scored, todo, batch_rows):
+            rows = batch.to_pylist()
+            keys, redactions, fresh = _redactions(rows, spec.name, spec.prepare, redact, cache)
+            report.redacted += fresh
+            out = []
+            for row, key, redaction in zip(rows, keys, redactions, strict=True):
+                row.update(redaction.columns)
+                out.append({**strip_ids(row, spec.id_column), "_pos": int(positions[offset]), "_key": key,
+                            "_entities": json.dumps(dict(sorted(redaction.entities.items()))),
+                            "_notes": json.dumps(dict(sorted(redaction.notes.items()))), "_words": redaction.words})
+                offset += 1
+            writer.write_table(pa.Table.from_pylist(out, schema=schema))
+
+
+def _anonymize_table(
+    spec: _Table, folder: Path, manifest, masks: np.ndarray, opted_out: set[str],
+    redact: Callable[[list[list[str]]], Iterable], out: Path, root: Path, cache: RedactionCache | None,
+    counts: TableCounts, report: AnonymizeReport, batch_rows: int, on_rows: Callable[[pa.Table], None],
+) -> None:
+    from pipeline.curation.parts import part_dir
+
+    schema = _schema(spec.columns)
     tmp = out.with_name(f".{out.name}.tmp")
     writer = pq.ParquetWriter(tmp, schema)
     try:
-        for rows in _batches(source, batch_rows):
-            kept = _kept(rows, opted_out, counts)
-            _redact_batch(kept, table, prepare, redact, cache, report)
-            on_rows(kept)
-            if kept:
-                writer.write_table(pa.Table.from_pylist([strip_ids(r, id_column) for r in kept], schema=schema))
-                counts.rows_out += len(kept)
+        for name in manifest.parts:
+            mask = masks[name]
+            if not mask.any():
+                continue
+            scored = part_dir(folder, name) / spec.scored_file
+            missing, opted = segments.removal_masks(scored, opted_out)
+            counts.rows_in += int(mask.sum())
+            for reason, removed in (("missing_tenant", mask & missing), ("tenant_opted_out", mask & opted)):
+                if removed.any():
+                    counts.removed[reason] += int(removed.sum())
+            wanted = mask & ~missing & ~opted
+            part = segments.PartSegments(
+                root / spec.name / f"{segments.file_digest(scored)[:32]}-{segments.opted_out_digest(opted_out)}")
+            report.segment_folders.add(part.folder)
+            todo = wanted.copy()
+            todo[part.positions()] = False
+            if todo.any():
+                _redact_into_segment(spec, scored, todo, part, redact, cache, report, batch_rows)
+                report.parts_redacted += 1
+            else:
+                report.parts_reused += 1
+            written = 0
+            for table in part.wanted(np.flatnonzero(wanted), batch_rows):
+                report.words += segments.tally(table, report.entities, report.notes)
+                if cache is not None:
+                    cache.hold(table.column("_key").to_pylist())
+                rows = table.select(spec.columns)
+                on_rows(rows)
+                writer.write_table(rows)
+                written += rows.num_rows
+            if written != int(wanted.sum()):
+                raise AssertionError(f"{name}: {written} {spec.name} written, {int(wanted.sum())} wanted")
+            counts.rows_out += written
     except BaseException:
         writer.close()
         tmp.unlink(missing_ok=True)
@@ -190,12 +209,12 @@ def _table(
         raise AssertionError(f"row counts do not add up: {counts.as_dict()}")
 
 
-def anonymize_files(
-    examples_path: Source,
-    pairs_path: Source | None,
+def anonymize_scored(
+    folder: Path,
     opted_out: set[str],
     redact: Callable[[list[list[str]]], Iterable],
     out_dir: Path,
+    segments_root: Path,
     *,
     cache: RedactionCache | None = None,
     preview_rows: int = 3,
@@ -203,30 +222,32 @@ def anonymize_files(
 ) -> AnonymizeReport:
     """Remove opted-out tenants, redact every text, replace ids; writes out_dir/{examples,pairs}.parquet.
 
-    `redact` is `RedactionPool.redact`; a source is a Parquet file or a function (`scored_sources`);
-    `pairs_path` may be None or a missing file (no pairs: an empty file).
+    `folder` is a `scored_examples` folder (its parts under their masks); `redact` is
+    `RedactionPool.redact`. Rows some segment under `segments_root` holds are copied from it; the
+    rest are redacted (through `cache`, by content) into new segments first. Output order: part by
+    part, segment by segment, each segment in the scored part's row order.
     """
-    if not callable(examples_path):
-        _check_columns(examples_path, EXAMPLE_COLUMNS)
-    pairs = pairs_path if callable(pairs_path) or (pairs_path is not None and pairs_path.exists()) else None
-    if pairs is not None and not callable(pairs):
-        _check_columns(pairs, PAIR_COLUMNS)
+    from pipeline.curation import parts
+
+    manifest, masks = parts.loaded(folder)  # a clear error now, not half-way
     start = time.perf_counter()
     report = AnonymizeReport()
 
-    def keep_preview(rows: list[dict]) -> None:
+    def keep_preview(rows: pa.Table) -> None:
         # redacted text only: the raw text holds personal data and must not reach Dagster's event log
-        for row in rows[: max(0, preview_rows - len(report.preview))]:
+        need = max(0, preview_rows - len(report.preview))
+        for row in rows.slice(0, need).select(["task", "messages", "completion"]).to_pylist() if need else []:
             report.preview.append({
                 "task": str(row.get("task") or ""),
                 "prompt": _last_user_turn(row.get("messages"))[:PREVIEW_CHARS],
                 "completion": str(row.get("completion") or "")[:PREVIEW_CHARS],
             })
 
-    _table("examples", examples_path, out_dir / "examples.parquet", ANONYMIZED_EXAMPLE_COLUMNS, "example_id", prepare_example,
-           opted_out, redact, cache, report.example_counts, report, batch_rows, keep_preview)
-    _table("pairs", pairs, out_dir / "pairs.parquet", ANONYMIZED_PAIR_COLUMNS, "pair_id", prepare_pair,
-           opted_out, redact, cache, report.pair_counts, report, batch_rows)
+    for spec, chosen, counts, on_rows in ((TABLES[0], masks.keep, report.example_counts, keep_preview),
+                                          (TABLES[1], masks.pairs, report.pair_counts, lambda rows: None)):
+        _anonymize_table(spec, folder, manifest, chosen, opted_out, redact, out_dir / f"{spec.name}.parquet",
+                         segments_root, cache, counts, report, batch_rows, on_rows)
+    report.reused = report.example_counts.rows_out + report.pair_counts.rows_out - report.redacted
     report.seconds = time.perf_counter() - start
     return report
 

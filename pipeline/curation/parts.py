@@ -173,7 +173,8 @@ def write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 # ------------------------------------------------------------------ readers
-def _filtered(path: Path, mask: np.ndarray, batch_rows: int) -> Iterator[pa.Table]:
+def filtered(path: Path, mask: np.ndarray, batch_rows: int) -> Iterator[pa.Table]:
+    """The rows of a part's file under a mask, a batch at a time, in file order."""
     if not mask.any():
         return
     offset = 0
@@ -197,7 +198,7 @@ def kept_tables(folder: Path, manifest: Manifest, masks: Masks, batch_rows: int 
     """(part, table) of kept examples (or written pairs, `kind="pairs"`) under these masks, part by part."""
     name, chosen = (CANDIDATES, masks.keep) if kind == "examples" else (PAIRS, masks.pairs)
     for part in manifest.parts:
-        for table in _filtered(part_dir(folder, part) / name, chosen[part], batch_rows):
+        for table in filtered(part_dir(folder, part) / name, chosen[part], batch_rows):
             yield part, table
 
 

@@ -1,11 +1,14 @@
-"""The `anonymized_dataset` asset: a thin Dagster wrapper around `anonymize.dataset.anonymize_files`.
+"""The `anonymized_dataset` asset: a thin Dagster wrapper around `anonymize.dataset.anonymize_scored`.
 
-The scored files stream through in batches, and an example whose texts were redacted before by
-the same engine takes its redaction from the target's `RedactionCache` (by content hash), so a
-run after new data redacts only what is new. Each materialization writes a content-addressed version, `FLYWHEEL_HOME/<target>/anonymized/<version>/`,
+The scored parts stream through in batches; what was redacted of a part before is copied from its
+segments (`anonymize/segments.py`), and a re-scored example whose texts the same engine redacted
+before takes its redaction from the target's `RedactionCache` (by content hash), so a run after
+new data redacts only what is new. Each materialization writes a content-addressed version, `FLYWHEEL_HOME/<target>/anonymized/<version>/`,
 and reports that version as its data version: the blocking checks read exactly those files, and
 `training_file` reads a version only after `gate_status` found every check passed on it.
 """
+
+import shutil
 
 import dagster as dg
 
@@ -25,7 +28,7 @@ class AnonymizeConfig(dg.Config):
     workers: int = 2  # processes; 1 redacts in the step's own process
     chunk_groups: int = 32  # examples per batch sent to a worker
     preview_rows: int = 3  # before/after rows shown in the metadata
-    use_cache: bool = True  # False: redact every example again (the output is the same)
+    use_cache: bool = True  # False: redact every example again, keep nothing (the output is the same)
 
 
 def source_watermark(context: dg.AssetExecutionContext, upstream: str) -> dict[str, dg.MetadataValue]:
@@ -46,20 +49,22 @@ def source_watermark(context: dg.AssetExecutionContext, upstream: str) -> dict[s
     group_name="curation",
     kinds={"python", "presidio", "parquet"},
     owners=["team:ml-platform"],
-    code_version="2",  # 2: streamed in batches, redactions reused by content hash
+    code_version="3",  # 2: streamed in batches, redactions reused by content hash; 3: scored parts' segments reused
 )
 def anonymized_dataset(
     context: dg.AssetExecutionContext, config: AnonymizeConfig, store: StoreResource
 ) -> dg.MaterializeResult:
     """Scored examples with personal data replaced by placeholders and opted-out tenants removed."""
+    from pipeline.anonymize import segments
     from pipeline.anonymize.cache import RedactionCache, engine_version
-    from pipeline.anonymize.dataset import anonymize_files, preview_markdown, scored_sources
+    from pipeline.anonymize.dataset import anonymize_scored, preview_markdown
     from pipeline.anonymize.engine import ENTITIES, RedactionPool
+    from pipeline.curation import parts
 
     target = context.partition_key
     source = scored_dir(target)
     try:
-        examples_path, pairs_path = scored_sources(source)
+        parts.loaded(source)
     except FileNotFoundError as exc:
         raise dg.Failure(
             description=f"{source} holds no finished scored_examples run (no manifest.json): "
@@ -69,21 +74,29 @@ def anonymized_dataset(
     opted_out = store.get().opted_out_orgs()
     engine = engine_version(ENTITIES)
     staging = anonymized_version_dir(target, f".staging-{context.run_id}")
-    cache = RedactionCache(anonymized_dir(target) / ".redactions", engine) if config.use_cache else None
+    if config.use_cache:
+        cache = RedactionCache(anonymized_dir(target) / ".redactions", engine)
+        segments_root = segments.engine_root(anonymized_dir(target) / segments.SEGMENTS, engine)
+    else:  # segments of this run only, removed after it
+        cache, segments_root = None, anonymized_dir(target) / f".segments-{context.run_id}"
     try:
         with RedactionPool(workers=config.workers, chunk_groups=config.chunk_groups) as pool:
-            result = anonymize_files(examples_path, pairs_path, opted_out, pool.redact, staging,
-                                     cache=cache, preview_rows=config.preview_rows)
+            result = anonymize_scored(source, opted_out, pool.redact, staging, segments_root,
+                                      cache=cache, preview_rows=config.preview_rows)
         version, out = seal_anonymized_version(target, staging)
         pruned = cache.prune() if cache is not None else 0
+        swept = segments.sweep(segments_root, result.segment_folders) if cache is not None else 0
     finally:
         if cache is not None:
             cache.close()
+        else:
+            shutil.rmtree(segments_root, ignore_errors=True)
     removed = result.example_counts.removed + result.pair_counts.removed
     context.log.info(
         f"{target}: {result.example_counts.rows_out}/{result.example_counts.rows_in} examples and "
         f"{result.pair_counts.rows_out}/{result.pair_counts.rows_in} pairs kept; removed {dict(removed)}; "
-        f"{result.redacted} redacted by the engine, {result.reused} reused; "
+        f"{result.redacted} redacted by the engine, {result.reused} reused "
+        f"({result.parts_reused} scored parts all from segments, {result.parts_redacted} with new rows); "
         f"{sum(result.entities.values())} entities replaced in {result.seconds:.1f}s"
     )
     return dg.MaterializeResult(
@@ -111,6 +124,8 @@ def anonymized_dataset(
             "redacted_by_engine": dg.MetadataValue.int(result.redacted),
             "reused_redactions": dg.MetadataValue.int(result.reused),
             "cache_pruned": dg.MetadataValue.int(pruned),
+            "scored_parts": dg.MetadataValue.json(
+                {"reused": result.parts_reused, "redacted": result.parts_redacted, "segments_removed": swept}),
             "engine_version": engine,
             "examples_path": dg.MetadataValue.path(str(out / "examples.parquet")),
             "pairs_path": dg.MetadataValue.path(str(out / "pairs.parquet")),
