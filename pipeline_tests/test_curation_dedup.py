@@ -187,6 +187,8 @@ def test_band_keys_in_slices_are_the_keys_of_the_whole(monkeypatch):
     texts = [f"user: make a landing page for my bakery number {i % 7} in town {i % 3}" for i in range(50)]
     sigs = dedup.prompt_signatures(texts, [""] * len(texts))
     spaces = np.full(len(texts), dedup.namespace("page_generation"), dtype=np.uint64)
-    whole = dedup._shared_band_keys(sigs, spaces)
+    rows, keys, bounds = dedup._shared_band_keys(sigs, spaces)
     monkeypatch.setattr(dedup, "BAND_KEY_ROWS", 7)
-    assert dedup._shared_band_keys(sigs, spaces) == whole and any(whole)
+    again = dedup._shared_band_keys(sigs, spaces)
+    assert [a.tolist() for a in again] == [rows.tolist(), keys.tolist(), bounds.tolist()] and len(rows) > 1
+    assert len(bounds) == len(rows) + 1 and (np.diff(bounds) > 0).all() and bounds[-1] == len(keys)

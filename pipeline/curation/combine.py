@@ -44,15 +44,22 @@ def combine(folder: Path, manifest: parts.Manifest, masks: parts.Masks, target: 
         keys = parts.read_keys(folder, part)
         sizes[part] = len(candidate_alive)
         live_of[part] = candidate_alive
-        live_keys.append({name: values[candidate_alive] for name, values in keys.items()})
+        # no copy where every candidate is live (a full run's one part): a signature is 256 bytes
+        live_keys.append(keys if candidate_alive.all() else {name: values[candidate_alive] for name, values in keys.items()})
+        del keys
         dead = rows.column("id_hash").to_numpy()[~alive]
         info = parts.read_pair_keys(folder, part)
         pair_alive = ~(np.isin(info["a"], dead) | np.isin(info["b"], dead)) if len(dead) else np.ones(len(info["key"]), bool)
         pair_info.append((part, info, pair_alive))
 
-    merged = {name: np.concatenate([k[name] for k in live_keys]) if live_keys else np.zeros(0) for name in parts.KEY_ARRAYS}
-    if not live_keys:
+    if len(live_keys) == 1:
+        merged = live_keys.pop()
+    elif live_keys:
+        merged = {name: np.concatenate([k[name] for k in live_keys]) for name in parts.KEY_ARRAYS}
+    else:
+        merged = {name: np.zeros(0) for name in parts.KEY_ARRAYS}
         merged["signature"] = dedup.prompt_signatures([], [])
+    del live_keys
     collapsed = collapse_keys(merged, target.scoring.near_duplicate_threshold)
     report.duplicates = {"exact": collapsed.exact, "near": collapsed.near}
     if collapsed.exact + collapsed.near:

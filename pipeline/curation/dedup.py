@@ -235,14 +235,23 @@ def collapse(
         if twin != i:
             duplicate_of[i] = twin
             result.exact += 1
-    reps = list(first.values())  # best first
-    near_on = threshold < 1.0 and len(reps) > 1
-    shared = _shared_band_keys(sigs[reps], namespaces[reps]) if near_on else [[] for _ in reps]
-    packed = _packed(sigs, [i for i, keys in zip(reps, shared, strict=True) if keys])
+    reps = np.fromiter(first.values(), dtype=np.int64, count=len(first))  # best first
+    del first
+    if threshold < 1.0 and len(reps) > 1:
+        sharing, flat, bounds = _shared_band_keys(sigs[reps], namespaces[reps])
+    else:
+        sharing, flat, bounds = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(1, np.int64)
+    alone = np.ones(len(reps), dtype=bool)
+    alone[sharing] = False
+    keep[reps[alone]] = True  # no band key in common with any other: neither a near duplicate nor one's original
+    walk = reps[sharing]  # best first, as `reps`
+    del alone
+    packed = _packed(sigs, walk.tolist())
     table: dict[int, list[int]] = {}
     allowed = SIGNATURE_SIZE - int(np.ceil(threshold * SIGNATURE_SIZE - 1e-9))  # differing values per part
-    for i, keys in zip(reps, shared, strict=True):
-        twin = _near_twin(packed, i, keys, table, allowed) if keys else None
+    for at, i in enumerate(walk.tolist()):
+        keys = flat[bounds[at] : bounds[at + 1]].tolist()  # Python ints for this one only: 8 bytes each until then
+        twin = _near_twin(packed, i, keys, table, allowed)
         if twin is not None:
             duplicate_of[i] = twin
             result.near += 1
@@ -260,8 +269,12 @@ def collapse(
     return result
 
 
-def _shared_band_keys(sigs: np.ndarray, namespaces: np.ndarray) -> list[list[int]]:
-    """Per example, its band keys that at least one other example has too (the band is mixed into the key)."""
+def _shared_band_keys(sigs: np.ndarray, namespaces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows with a band key some other row has too, and those keys (the band is mixed into the key).
+
+    Returns (rows, keys, bounds): row `rows[k]`'s shared keys are `keys[bounds[k]:bounds[k + 1]]`, in
+    band order; numpy arrays, 8 bytes a key (Python lists of them cost about 48).
+    """
     # in slices of rows: band_keys widens each value to 64 bits (about 1 KB a row while it works)
     keys = np.concatenate([band_keys(sigs[at : at + BAND_KEY_ROWS], namespaces[at : at + BAND_KEY_ROWS])
                            for at in range(0, len(sigs), BAND_KEY_ROWS)] or [np.zeros((0, BANDS), np.uint64)])
@@ -269,11 +282,12 @@ def _shared_band_keys(sigs: np.ndarray, namespaces: np.ndarray) -> list[list[int
     shared = np.zeros(keys.shape, dtype=bool)
     for band in range(BANDS):
         _, inverse, counts = np.unique(keys[:, band], return_inverse=True, return_counts=True)
-        shared[:, band] = counts[inverse] > 1
+        shared[:, band] = counts[inverse.reshape(-1)] > 1
     rows, cols = np.nonzero(shared)
-    flat = keys[rows, cols].tolist()
-    bounds = np.searchsorted(rows, np.arange(len(keys) + 1)).tolist()
-    return [flat[bounds[i] : bounds[i + 1]] for i in range(len(keys))]
+    flat = keys[rows, cols]
+    sharing = np.unique(rows)
+    bounds = np.searchsorted(rows, np.append(sharing, len(keys)))
+    return sharing, flat, bounds
 
 
 #: bit 0 of every 16-bit lane, for each part of a packed signature
