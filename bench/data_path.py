@@ -48,6 +48,7 @@ warnings.filterwarnings("ignore")
 from pipeline.definitions import defs
 from pipeline.defs.partitions import TARGET_PARTITIONS
 stage, op_config = sys.argv[1], json.loads(sys.argv[2])
+only = json.loads(sys.argv[3]) if len(sys.argv) > 3 else None  # these target partitions only (default: all)
 instance = dg.DagsterInstance.get()
 quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 items, per_partition, failed = 0, {}, []
@@ -67,6 +68,8 @@ else:
     if op_config:
         config["ops"] = {stage: {"config": op_config}}
     for key in instance.get_dynamic_partitions(TARGET_PARTITIONS):
+        if only is not None and key not in only:
+            continue
         began = time.perf_counter()
         result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False,
                                         run_config=config, asset_selection=[dg.AssetKey(stage)])
@@ -125,7 +128,8 @@ class World:
         (self.home / "dagster" / "dagster.yaml").write_text(text)
         self.workers = workers
 
-    def run(self, stage: str, n: int = 0, seed: int = 7, op_config: dict | None = None) -> dict:
+    def run(self, stage: str, n: int = 0, seed: int = 7, op_config: dict | None = None,
+            partitions: list[str] | None = None) -> dict:
         data = self.home / f"seed-{seed}-{n}.jsonl"
         if stage == "seed":
             r = timed([str(BIN / "flywheel"), "seed", "--n", str(n), "--seed", str(seed), "--out", str(data)], self.env)
@@ -136,7 +140,8 @@ class World:
         else:
             if op_config is None:
                 op_config = {"workers": self.workers} if stage == "anonymized_dataset" else {}
-            r = timed([sys.executable, "-c", STAGE_SCRIPT, stage, json.dumps(op_config)], self.env)
+            r = timed([sys.executable, "-c", STAGE_SCRIPT, stage, json.dumps(op_config),
+                       *([json.dumps(partitions)] if partitions is not None else [])], self.env)
             detail = json.loads(r["stdout"])
             r.update(items=detail["items"], partitions=detail["partitions"], failed=detail["failed"])
             checks = {k: v["failed_checks"] for k, v in detail["partitions"].items() if v.get("failed_checks")}

@@ -188,7 +188,7 @@ def _anonymize_table(
             else:
                 report.parts_reused += 1
             written = 0
-            for table in part.wanted(np.flatnonzero(wanted), batch_rows):
+            for table in part.wanted(wanted, batch_rows):
                 report.words += segments.tally(table, report.entities, report.notes)
                 if cache is not None:
                     cache.hold(table.column("_key").to_pylist())

@@ -101,15 +101,13 @@ class PartSegments:
         writer.close()
         os.replace(tmp, path)
 
-    def wanted(self, wanted_positions: np.ndarray, batch_rows: int) -> Iterator[pa.Table]:
-        """The segments' rows at these positions, segment by segment, a row group at a time."""
-        wanted = pa.array(wanted_positions, pa.int64())
+    def wanted(self, wanted: np.ndarray, batch_rows: int) -> Iterator[pa.Table]:
+        """The segments' rows whose position `wanted` (a mask over the scored part) is set, a row group at a time."""
         for path in self.files():
             for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
-                table = pa.Table.from_batches([batch])
-                keep = pc.is_in(table.column("_pos"), value_set=wanted)
-                if pc.any(keep).as_py():
-                    yield table.filter(keep)
+                keep = wanted[batch.column("_pos").to_numpy()]
+                if keep.any():
+                    yield pa.Table.from_batches([batch]).filter(pa.array(keep))
 
 
 def tally(table: pa.Table, entities: Counter, notes: Counter) -> int:
