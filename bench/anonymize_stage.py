@@ -15,8 +15,8 @@ scored_examples, every target), then materializes `anonymized_dataset` for every
 Rows/s is examples + pairs written per second of the stage's own work (reading, redacting and
 writing the files, starting the worker processes included), summed over targets; wall is the whole
 process (Python, Dagster and spaCy start-up included). Each partition starts its own workers (about
-2 s each), so many small partitions hide the speed-up; `--partition` anonymizes only the ones named. Goal (issue 13): at least 150 rows/s with 2
-processes on 2 cores, in the stage.
+2 s each), so many small partitions hide the speed-up; `--partition` anonymizes only the ones named.
+Goal (issue 13): at least 150 rows/s with 2 processes on 2 cores, in the stage.
 """
 
 from __future__ import annotations

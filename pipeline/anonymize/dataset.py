@@ -38,6 +38,7 @@ from pipeline.anonymize.records import (
     strip_ids,
 )
 from pipeline.core import markdown
+from pipeline.curation.parts import CANDIDATES, PAIRS, filtered, loaded, part_dir, schema_of
 
 PREVIEW_CHARS = 240
 BATCH_ROWS = 2_048
@@ -77,10 +78,6 @@ class AnonymizeReport:
     def texts_per_second(self) -> float:
         rows = self.example_counts.rows_out + self.pair_counts.rows_out
         return rows / self.seconds if self.seconds else 0.0
-
-
-def _schema(columns: list[str]) -> pa.Schema:
-    return pa.schema([(c, pa.float64() if c == "score" else pa.string()) for c in columns])
 
 
 def _redactions(
@@ -124,8 +121,8 @@ class _Table:
 
 
 TABLES = (
-    _Table("examples", "candidates.parquet", ANONYMIZED_EXAMPLE_COLUMNS, "example_id", prepare_example),
-    _Table("pairs", "pairs.parquet", ANONYMIZED_PAIR_COLUMNS, "pair_id", prepare_pair),
+    _Table("examples", CANDIDATES, ANONYMIZED_EXAMPLE_COLUMNS, "example_id", prepare_example),
+    _Table("pairs", PAIRS, ANONYMIZED_PAIR_COLUMNS, "pair_id", prepare_pair),
 )
 
 
@@ -135,8 +132,6 @@ def _redact_into_segment(
     batch_rows: int,
 ) -> None:
     """Redact the scored file's rows under `todo` into a new segment of `part`, a batch at a time."""
-    from pipeline.curation.parts import filtered
-
     positions = np.flatnonzero(todo)
     schema = segments.segment_schema(spec.columns)
     offset = 0
@@ -160,9 +155,7 @@ def _anonymize_table(
     redact: Callable[[list[list[str]]], Iterable], out: Path, root: Path, cache: RedactionCache | None,
     counts: TableCounts, report: AnonymizeReport, batch_rows: int, on_rows: Callable[[pa.Table], None],
 ) -> None:
-    from pipeline.curation.parts import part_dir
-
-    schema = _schema(spec.columns)
+    schema = schema_of(spec.columns)
     tmp = out.with_name(f".{out.name}.tmp")
     writer = pq.ParquetWriter(tmp, schema)
     try:
@@ -227,9 +220,7 @@ def anonymize_scored(
     rest are redacted (through `cache`, by content) into new segments first. Output order: part by
     part, segment by segment, each segment in the scored part's row order.
     """
-    from pipeline.curation import parts
-
-    manifest, masks = parts.loaded(folder)  # a clear error now, not half-way
+    manifest, masks = loaded(folder)  # a clear error now, not half-way
     start = time.perf_counter()
     report = AnonymizeReport()
 

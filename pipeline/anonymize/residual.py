@@ -145,9 +145,13 @@ def scan(text: str) -> list[Finding]:
         found.append(Finding(kind, start, end, text[start:end]))
         work = _mask(work, [(start, end)])
 
-    for m in list(_EMAIL.finditer(work)):
+    def matches(pattern: re.Pattern, least_digits: int = 0) -> list[re.Match]:
+        """The pattern's matches in what is not taken yet; none where the text has too few digits for it."""
+        return list(pattern.finditer(work)) if digits >= least_digits else []
+
+    for m in matches(_EMAIL):
         take("email", m.start(), m.end())
-    for m in list(_IBAN.finditer(work)) if digits >= 2 else []:
+    for m in matches(_IBAN, 2):
         candidate = m.group(0)
         while len(candidate.replace(" ", "").replace("-", "")) >= 15:
             end = m.start() + len(candidate)
@@ -155,31 +159,31 @@ def scan(text: str) -> list[Finding]:
                 take("iban", m.start(), end)
                 break
             candidate = candidate[:-1].rstrip(" -")
-    for m in list(_CARD.finditer(work)) if digits >= 12 else []:
+    for m in matches(_CARD, 12):
         if card_ok(_digits(m.group(0))):
             take("card", m.start(), m.end())
-    for m in list(_SSN.finditer(work)) if digits >= 9 else []:
+    for m in matches(_SSN, 9):
         take("national_id", m.start(), m.end())
-    for m in list(_SSN_CONTEXT.finditer(work)) if digits >= 9 else []:
+    for m in matches(_SSN_CONTEXT, 9):
         take("national_id", m.start(1), m.end(1))
-    for m in list(_NINO.finditer(work)) if digits >= 6 else []:
+    for m in matches(_NINO, 6):
         take("national_id", m.start(), m.end())
-    for m in list(_ID_LABELLED.finditer(work)) if digits >= 5 else []:
+    for m in matches(_ID_LABELLED, 5):
         if len(_digits(m.group("id"))) >= 5 and "\u00a7" not in m.group("id"):
             take("national_id", m.start("id"), m.end("id"))
-    for m in list(_ID_CHECKED.finditer(work)) if digits >= 7 else []:
+    for m in matches(_ID_CHECKED, 7):
         if national_id_ok(m.group(0)):
             take("national_id", m.start(), m.end())
-    for m in list(_IPV4.finditer(work)) if digits >= 4 else []:
+    for m in matches(_IPV4, 4):
         take("ip", m.start(), m.end())
-    for m in list(_IPV6.finditer(work)):
+    for m in matches(_IPV6):
         try:
             ipaddress.IPv6Address(m.group(0))
         except ValueError:
             continue
         take("ip", m.start(), m.end())
-    for pattern in _PHONES if digits >= 7 else ():
-        for m in list(pattern.finditer(work)):
+    for pattern in _PHONES:
+        for m in matches(pattern, 7):
             value = m.group(0)
             if (
                 7 <= len(_digits(_EXTENSION_AT_END.sub("", value))) <= 15
@@ -187,7 +191,7 @@ def scan(text: str) -> list[Finding]:
                 and not _DATE.fullmatch(value.strip())
             ):
                 take("phone", m.start(), m.end())
-    for m in list(_PHONE_CONTEXT.finditer(work)) if digits >= 10 else []:
+    for m in matches(_PHONE_CONTEXT, 10):
         take("phone", m.start(1), m.end(1))
     return sorted(found, key=lambda f: f.start)
 

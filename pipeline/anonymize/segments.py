@@ -31,14 +31,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.curation.parts import schema_of
+
 SEGMENTS = ".segments"
 EXTRA = [("_pos", pa.int64()), ("_key", pa.string()), ("_entities", pa.string()), ("_notes", pa.string()),
          ("_words", pa.int64())]
-EXTRA_NAMES = [name for name, _ in EXTRA]
 
 
 def segment_schema(columns: list[str]) -> pa.Schema:
-    return pa.schema([(c, pa.float64() if c == "score" else pa.string()) for c in columns] + EXTRA)
+    return pa.schema(list(schema_of(columns)) + [pa.field(name, kind) for name, kind in EXTRA])
 
 
 def file_digest(path: Path) -> str:

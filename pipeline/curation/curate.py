@@ -77,7 +77,7 @@ class CurationReport:
     kept_tasks: Counter = field(default_factory=Counter)
     excluded_tenants: list[str] = field(default_factory=list)
     preview: list[dict[str, Any]] = field(default_factory=list)
-    #: the scored folder (`parts`): read it with `parts.kept_examples` / `parts.live_pairs`
+    #: the scored folder (`parts`): read it with `parts.kept_example_tables` / `parts.live_pair_tables`
     scored_path: Path | None = None
     #: wall seconds per phase: score (read, score, write candidates), dedup, write (kept examples), pairs
     seconds: dict[str, float] = field(default_factory=dict)

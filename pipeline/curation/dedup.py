@@ -244,12 +244,12 @@ def collapse(
     alone = np.ones(len(reps), dtype=bool)
     alone[sharing] = False
     keep[reps[alone]] = True  # no band key in common with any other: neither a near duplicate nor one's original
-    walk = reps[sharing]  # best first, as `reps`
+    walk = reps[sharing].tolist()  # best first, as `reps`
     del alone
-    packed = _packed(sigs, walk.tolist())
+    packed = _packed(sigs, walk)
     table: dict[int, list[int]] = {}
     allowed = SIGNATURE_SIZE - int(np.ceil(threshold * SIGNATURE_SIZE - 1e-9))  # differing values per part
-    for at, i in enumerate(walk.tolist()):
+    for at, i in enumerate(walk):
         keys = flat[bounds[at] : bounds[at + 1]].tolist()  # Python ints for this one only: 8 bytes each until then
         twin = _near_twin(packed, i, keys, table, allowed)
         if twin is not None:

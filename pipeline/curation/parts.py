@@ -16,7 +16,8 @@ again over every live candidate from the small keys alone, so no older part is r
 A part's files never change after it is written; only the masks do, written as a new generation
 and swapped in by replacing the manifest (atomic), so a failed run leaves the last state whole.
 
-`kept_examples` / `live_pairs` read the result in batches: what `anonymized_dataset` reads.
+`kept_example_tables` / `live_pair_tables` read the result in batches; `anonymized_dataset` reads
+the parts under their masks itself (`parts.filtered`), part by part.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -41,8 +41,13 @@ MANIFEST = "manifest.json"
 PARTS = "parts"
 CANDIDATES, PAIRS, ROWS, KEYS, PAIR_KEYS = "candidates.parquet", "pairs.parquet", "rows.parquet", "keys.npz", "pairs.npz"
 
-EXAMPLE_SCHEMA = pa.schema([(c, pa.float64() if c == "score" else pa.string()) for c in EXAMPLE_COLUMNS])
-PAIR_SCHEMA = pa.schema([(c, pa.float64() if c == "score" else pa.string()) for c in PAIR_COLUMNS])
+def schema_of(columns: list[str]) -> pa.Schema:
+    """Every column a string but `score` (a float): the scored and anonymized tables alike."""
+    return pa.schema([(c, pa.float64() if c == "score" else pa.string()) for c in columns])
+
+
+EXAMPLE_SCHEMA = schema_of(EXAMPLE_COLUMNS)
+PAIR_SCHEMA = schema_of(PAIR_COLUMNS)
 
 #: rows.parquet: every interaction a part read, in id order
 ROW_SCHEMA = pa.schema([
@@ -210,18 +215,6 @@ def kept_example_tables(folder: Path, batch_rows: int = 2_048) -> Iterator[tuple
 def live_pair_tables(folder: Path, batch_rows: int = 2_048) -> Iterator[tuple[str, pa.Table]]:
     """(part, table) of the pairs written, part by part in order."""
     yield from kept_tables(folder, *loaded(folder), batch_rows, kind="pairs")
-
-
-def kept_examples(folder: Path, batch_rows: int = 2_048) -> Iterator[list[dict[str, Any]]]:
-    """The kept examples as lists of row dicts (EXAMPLE_COLUMNS), a batch at a time."""
-    for _part, table in kept_example_tables(folder, batch_rows):
-        yield table.to_pylist()
-
-
-def live_pairs(folder: Path, batch_rows: int = 2_048) -> Iterator[list[dict[str, Any]]]:
-    """The pairs written as lists of row dicts (PAIR_COLUMNS), a batch at a time."""
-    for _part, table in live_pair_tables(folder, batch_rows):
-        yield table.to_pylist()
 
 
 def read_examples(folder: Path) -> pa.Table:
