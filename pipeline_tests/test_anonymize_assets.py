@@ -96,6 +96,15 @@ def test_materialize_redacts_removes_opted_out_and_passes_every_check(engine, _i
     assert "Maria" not in text and "Lopez" not in text and "user-1" not in text and "org_a" not in text
     assert not any(scan(v) for col in ("messages", "completion", "context") for v in out[col])
 
+    # the checks again: every text is read and hashed, none is scanned again (text_memo.py)
+    first = checks["residual_pii_zero"].metadata
+    assert first["texts_tested"].value == first["texts"].value > 0
+    again = checks_by_name(materialize(store))
+    assert all(c.passed for c in again.values())
+    for name in ("residual_pii_zero", "opted_out_tenants_absent"):
+        meta = again[name].metadata
+        assert meta["texts_tested"].value == 0 and meta["texts_known_to_pass"].value > 0, name
+
 
 def test_checks_block_on_too_few_examples(engine, _isolated_home):
     write_scored(TARGET, [scored_example(i) for i in range(3)])

@@ -10,6 +10,7 @@ million-example target read it chunk by chunk, and row numbers stay those of the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -18,10 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from pipeline.anonymize import checksums, residual
 from pipeline.anonymize.records import ANONYMIZED_EXAMPLE_COLUMNS, ANONYMIZED_PAIR_COLUMNS, tenant_hash
 from pipeline.anonymize.residual import KINDS, redacted_context, scan
+from pipeline.anonymize.text_memo import TextMemo, source_version, text_hashes
 from pipeline.core.artifacts import ID_COLUMNS
 from pipeline.core.contract import MAX_TEXT_CHARS
 from pipeline.core.gates import GateResult
@@ -77,41 +81,78 @@ def _chunks(table: Table, columns: list[str] | None = None) -> Iterator[pd.DataF
         yield table if columns is None else table[[c for c in columns if c in table.columns]]
 
 
-def _texts(table: Table, columns: tuple[str, ...]):
+def _text_arrays(table: Table, columns: tuple[str, ...]) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """(column, row numbers, texts) for each chunk and text column: the non-empty strings only."""
     present = [c for c in columns if c in _columns(table)]
     for df in _chunks(table, present):
         for column in present:
-            for index, value in df[column].items():
-                if isinstance(value, str) and value:
-                    yield column, index, value
+            values = df[column].to_numpy(dtype=object)
+            is_text = np.fromiter((isinstance(v, str) and v != "" for v in values), dtype=bool, count=len(values))
+            yield column, df.index.to_numpy()[is_text], values[is_text]
 
 
-def residual_pii(examples: Table, pairs: Table) -> GateResult:
-    """Zero emails, phones, cards, IPs, national ids or IBANs left, by the independent detector."""
+def _untested(texts: np.ndarray, memo: TextMemo | None) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """Which texts to test (the ones `memo` has not seen pass) and their hashes (None without a memo)."""
+    if memo is None:
+        return np.ones(len(texts), dtype=bool), None
+    hashes = text_hashes(texts)
+    todo = ~memo.seen(*hashes)
+    memo.tested += int(todo.sum())
+    return todo, hashes
+
+
+def _record_passes(memo: TextMemo | None, hashes, passed: np.ndarray) -> None:
+    if memo is not None:
+        memo.passed(hashes[0][passed], hashes[1][passed])
+
+
+def residual_memo(path: Path | None) -> TextMemo:
+    """The memo of texts the residual detector found clean, for this detector's source."""
+    return TextMemo(path, "residual-" + source_version(residual, checksums))
+
+
+def residual_pii(examples: Table, pairs: Table, memo: TextMemo | None = None) -> GateResult:
+    """Zero emails, phones, cards, IPs, national ids or IBANs left, by the independent detector.
+
+    With a `memo` (`residual_memo`), texts it saw pass under this detector are not scanned again;
+    every text is still read and hashed, and the memo is saved with this run's clean texts.
+    """
     by_kind: Counter = Counter()
     rows: dict[str, set] = {"examples": set(), "pairs": set()}
     by_column: Counter = Counter()
     samples: list[str] = []
+    texts_in = 0
     for table, df, columns in (
         ("examples", examples, EXAMPLE_TEXT_COLUMNS),
         ("pairs", pairs, PAIR_TEXT_COLUMNS),
     ):
-        for column, index, text in _texts(df, columns):
-            findings = scan(text)
-            if not findings:
-                continue
-            by_kind.update(f.kind for f in findings)
-            by_column[f"{table}.{column}"] += len(findings)
-            rows[table].add(index)
-            for finding in findings:
-                if len(samples) < SAMPLES:
-                    samples.append(f"{table}.{column} row {index}: {redacted_context(text, finding)}")
+        for column, index, texts in _text_arrays(df, columns):
+            texts_in += len(texts)
+            todo, hashes = _untested(texts, memo)
+            clean = np.zeros(len(texts), dtype=bool)
+            for i in np.flatnonzero(todo).tolist():
+                text = texts[i]
+                findings = scan(text)
+                if not findings:
+                    clean[i] = True
+                    continue
+                by_kind.update(f.kind for f in findings)
+                by_column[f"{table}.{column}"] += len(findings)
+                rows[table].add(int(index[i]))
+                for finding in findings:
+                    if len(samples) < SAMPLES:
+                        samples.append(f"{table}.{column} row {index[i]}: {redacted_context(text, finding)}")
+            _record_passes(memo, hashes, clean)
+    if memo is not None:
+        memo.save()
     counts = {kind: by_kind.get(kind, 0) for kind in KINDS}
     metadata = {
         "residual_by_kind": counts,
         "residual_by_column": dict(by_column),
         "rows_with_residual": {t: len(r) for t, r in rows.items()},
         "samples": samples,
+        "texts": texts_in,
+        **(memo.metadata() if memo is not None else {}),
     }
     total = sum(by_kind.values())
     if not total:
@@ -130,8 +171,24 @@ def residual_pii(examples: Table, pairs: Table) -> GateResult:
     )
 
 
-def opted_out_absent(examples: Table, pairs: Table, opted_out: set[str]) -> GateResult:
-    """No opted-out tenant's rows (by tenant hash) or raw ids (in any text) and no raw id columns."""
+def _opted_out_pattern(opted_out: set[str]) -> re.Pattern:
+    """Any opted-out id as a whole token (not inside a longer id)."""
+    return re.compile(
+        r"(?<![\w-])(?:" + "|".join(map(re.escape, sorted(opted_out, key=len, reverse=True))) + r")(?![\w-])"
+    )
+
+
+def opted_out_memo(path: Path | None, opted_out: set[str]) -> TextMemo:
+    """The memo of texts that name none of these opted-out ids (a new opt-out starts a new memo)."""
+    return TextMemo(path, "opted-out-" + hashlib.sha256(_opted_out_pattern(opted_out).pattern.encode()).hexdigest()[:16])
+
+
+def opted_out_absent(examples: Table, pairs: Table, opted_out: set[str], memo: TextMemo | None = None) -> GateResult:
+    """No opted-out tenant's rows (by tenant hash) or raw ids (in any text) and no raw id columns.
+
+    With a `memo` (`opted_out_memo`, for the same opted-out set), texts known to name none of them
+    are not searched again.
+    """
     hashes = {tenant_hash(org): org for org in opted_out}
     leaked_rows = Counter()
     for table, df in (("examples", examples), ("pairs", pairs)):
@@ -139,24 +196,28 @@ def opted_out_absent(examples: Table, pairs: Table, opted_out: set[str]) -> Gate
             leaked_rows[table] = sum(int(c["tenant_hash"].isin(hashes).sum()) for c in _chunks(df, ["tenant_hash"]))
     raw_hits: Counter = Counter()
     if opted_out:
-        pattern = re.compile(
-            r"(?<![\w-])(?:"
-            + "|".join(map(re.escape, sorted(opted_out, key=len, reverse=True)))
-            + r")(?![\w-])"
-        )
+        pattern = _opted_out_pattern(opted_out)
         for table, df, columns in (
             ("examples", examples, EXAMPLE_TEXT_COLUMNS),
             ("pairs", pairs, PAIR_TEXT_COLUMNS),
         ):
-            for _column, _index, text in _texts(df, columns):
-                if pattern.search(text):
-                    raw_hits[table] += 1
+            for _column, _index, texts in _text_arrays(df, columns):
+                todo, text_hashes_ = _untested(texts, memo)
+                named = np.zeros(len(texts), dtype=bool)
+                for i in np.flatnonzero(todo).tolist():
+                    named[i] = pattern.search(texts[i]) is not None
+                if named.any():
+                    raw_hits[table] += int(named.sum())
+                _record_passes(memo, text_hashes_, todo & ~named)
+        if memo is not None:
+            memo.save()
     id_columns = sorted({c for df in (examples, pairs) for c in _columns(df) if c in ID_COLUMNS})
     metadata = {
         "opted_out_tenants": len(opted_out),
         "rows_of_opted_out_tenants": dict(leaked_rows),
         "texts_naming_opted_out_tenants": dict(raw_hits),
         "raw_id_columns_present": id_columns,
+        **(memo.metadata() if memo is not None and opted_out else {}),
     }
     problems = []
     if sum(leaked_rows.values()):

@@ -1,11 +1,13 @@
 """Blocking asset checks on `anonymized_dataset` (ERROR severity): nothing downstream runs if one fails,
 in this run or any later one (`gate_status`)."""
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from pipeline.anonymize.records import ANONYMIZED_EXAMPLE_COLUMNS, ANONYMIZED_PAIR_COLUMNS
+from pipeline.core.artifacts import anonymized_dir
 from pipeline.core.resources import StoreResource
 from pipeline.core.targets import get_target
 from pipeline.defs.gate_results import check_result
@@ -18,6 +20,11 @@ if TYPE_CHECKING:  # pyarrow and the gates load when a check runs, not when the 
 
 def _partition(context: dg.AssetCheckExecutionContext) -> str:
     return context.op_execution_context.partition_key
+
+
+def memo_path(context: dg.AssetCheckExecutionContext, check: str) -> Path:
+    """Where a check keeps the hashes of texts that passed it (`text_memo.py`), beside the target's versions."""
+    return anonymized_dir(_partition(context)) / ".checks" / f"{check}.npz"
 
 
 def load_anonymized(context: dg.AssetCheckExecutionContext) -> "tuple[str, ParquetChunks, ParquetChunks]":
@@ -36,7 +43,8 @@ def residual_pii_zero(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckRe
     version, examples, pairs = load_anonymized(context)
     from pipeline.anonymize import gates
 
-    return check_result(gates.residual_pii(examples, pairs), anonymized_version=version)
+    memo = gates.residual_memo(memo_path(context, "residual"))
+    return check_result(gates.residual_pii(examples, pairs, memo), anonymized_version=version)
 
 
 @target_check(asset="anonymized_dataset", blocking=True)
@@ -47,8 +55,9 @@ def opted_out_tenants_absent(
     version, examples, pairs = load_anonymized(context)
     from pipeline.anonymize import gates
 
-    return check_result(gates.opted_out_absent(examples, pairs, store.get().opted_out_orgs()),
-                        anonymized_version=version)
+    opted_out = store.get().opted_out_orgs()
+    memo = gates.opted_out_memo(memo_path(context, "opted_out"), opted_out)
+    return check_result(gates.opted_out_absent(examples, pairs, opted_out, memo), anonymized_version=version)
 
 
 @target_check(asset="anonymized_dataset", blocking=True)
