@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +71,7 @@ class TextMemo:
             if first.dtype != np.uint64 or second.shape != first.shape or np.any(first[1:] < first[:-1]):
                 raise ValueError("hash arrays of the wrong type, shape or order")
             self._first, self._second = first, second
-        except Exception as exc:  # a damaged memo costs a full test, never a wrong verdict
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # a damaged memo: test all
             self.note = f"memo unreadable ({type(exc).__name__}: {exc}), ignored"
             log.warning("%s: %s", self.path, self.note)
 
