@@ -104,6 +104,8 @@ def test_materialize_redacts_removes_opted_out_and_passes_every_check(engine, _i
     for name in ("residual_pii_zero", "opted_out_tenants_absent"):
         meta = again[name].metadata
         assert meta["texts_tested"].value == 0 and meta["texts_known_to_pass"].value > 0, name
+    gx = again["columns_meet_expectations"].metadata
+    assert gx["rows_validated"].value == 0 and gx["rows_known_to_pass"].value == gx["rows"].value == 58
 
 
 def test_checks_block_on_too_few_examples(engine, _isolated_home):

@@ -4,12 +4,13 @@ a memo into a wrong verdict (a failing text, another detector, another opt-out s
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from pipeline.anonymize import gates
-from pipeline.anonymize.records import tenant_hash
+from pipeline.anonymize.records import ANONYMIZED_EXAMPLE_COLUMNS, tenant_hash
 from pipeline.anonymize.text_memo import TextMemo, text_hashes
-from pipeline_tests.test_anonymize_gates import EMPTY_PAIRS, good_examples, good_pairs
+from pipeline_tests.test_anonymize_gates import EMPTY_PAIRS, _chunked, good_examples, good_pairs
 
 
 def distinct_texts(examples, pairs) -> int:
@@ -126,3 +127,74 @@ def test_the_memo_changes_no_verdict(tmp_path, memo):
                                        gates.opted_out_memo(tmp_path / "o.npz", {"org_out"}) if memo else None)
         assert (residual.passed, residual.metadata["residual_by_kind"]["email"]) == (False, 1)
         assert (opted.passed, opted.metadata["rows_of_opted_out_tenants"]["examples"]) == (False, 1)
+
+
+@pytest.fixture(scope="module")
+def gx_loaded():
+    import great_expectations  # noqa: F401
+
+
+def _row_outcomes(result) -> list[tuple]:
+    return [(o["table"], o["expectation"], o["column"], o["success"], o["unexpected_count"], o["element_count"])
+            for o in result.metadata["results"]]
+
+
+def test_expectations_validate_only_rows_not_seen_pass_and_report_as_without_a_memo(tmp_path, gx_loaded):
+    path, tasks = tmp_path / "expectations.npz", ["page_generation"]
+    examples, pairs = good_examples(6), good_pairs(3)
+    plain = gates.expectations(examples, pairs, tasks)
+    first = gates.expectations(examples, pairs, tasks, gates.expectations_memo(path, tasks))
+    assert first.passed and first.metadata["rows_validated"] == 9 and first.metadata["rows_known_to_pass"] == 0
+    again = gates.expectations(examples, pairs, tasks, gates.expectations_memo(path, tasks))
+    assert again.passed and again.metadata["rows_validated"] == 0 and again.metadata["rows_known_to_pass"] == 9
+    assert _row_outcomes(again) == _row_outcomes(first) == _row_outcomes(plain)
+
+    grown = good_examples(8)  # two new rows
+    after = gates.expectations(grown, pairs, tasks, gates.expectations_memo(path, tasks))
+    assert after.passed and after.metadata["rows_validated"] == 2
+
+
+def test_a_failing_row_is_validated_and_counted_every_run(tmp_path, gx_loaded):
+    path, tasks = tmp_path / "expectations.npz", ["page_generation"]
+    examples = good_examples(6)
+    gates.expectations(examples, EMPTY_PAIRS, tasks, gates.expectations_memo(path, tasks))
+    examples.loc[2, "score"] = 12.0
+    for _ in range(2):
+        result = gates.expectations(examples, EMPTY_PAIRS, tasks, gates.expectations_memo(path, tasks))
+        assert not result.passed and result.metadata["rows_validated"] == 1
+        assert "examples.score expect_column_values_to_be_between (1 of 6 rows)" in result.description
+
+
+def test_a_duplicate_id_among_known_rows_still_fails(tmp_path, gx_loaded):
+    path, tasks = tmp_path / "expectations.npz", ["page_generation"]
+    examples = good_examples(4)
+    gates.expectations(examples, EMPTY_PAIRS, tasks, gates.expectations_memo(path, tasks))
+    doubled = good_examples(4)
+    doubled = pd.concat([doubled, doubled.iloc[[1]]], ignore_index=True)  # the same row twice: both known
+    result = gates.expectations(doubled, EMPTY_PAIRS, tasks, gates.expectations_memo(path, tasks))
+    assert result.metadata["rows_validated"] == 0
+    failed = {(o["column"], o["expectation"]) for o in result.metadata["results"] if not o["success"]}
+    assert failed == {("example_id", "expect_column_values_to_be_unique")}
+
+
+def test_another_task_list_is_another_memo(tmp_path, gx_loaded):
+    path = tmp_path / "expectations.npz"
+    examples = good_examples(4)
+    assert gates.expectations(examples, EMPTY_PAIRS, ["page_generation"],
+                              gates.expectations_memo(path, ["page_generation"])).passed
+    narrower = gates.expectations(examples, EMPTY_PAIRS, ["section_edit"], gates.expectations_memo(path, ["section_edit"]))
+    assert not narrower.passed and narrower.metadata["rows_validated"] == 4
+    assert "another version" in narrower.metadata["memo_note"]
+
+
+def test_expectations_over_chunks_with_a_memo_match_the_whole_table(tmp_path, gx_loaded):
+    examples = good_examples(10)
+    examples.loc[8, "score"] = -1.0
+    chunks = _chunked(tmp_path, examples, "examples", ANONYMIZED_EXAMPLE_COLUMNS)
+    tasks = ["page_generation"]
+    whole = gates.expectations(examples, EMPTY_PAIRS, tasks)
+    for _ in range(2):
+        memo = gates.expectations_memo(tmp_path / "m.npz", tasks)
+        chunked = gates.expectations(chunks, EMPTY_PAIRS, tasks, memo)
+        assert (chunked.passed, chunked.description) == (whole.passed, whole.description)
+        assert _row_outcomes(chunked) == _row_outcomes(whole)

@@ -25,7 +25,7 @@ import pandas as pd
 from pipeline.anonymize import checksums, residual
 from pipeline.anonymize.records import ANONYMIZED_EXAMPLE_COLUMNS, ANONYMIZED_PAIR_COLUMNS, tenant_hash
 from pipeline.anonymize.residual import KINDS, redacted_context, scan
-from pipeline.anonymize.text_memo import TextMemo, source_version, text_hashes
+from pipeline.anonymize.text_memo import TextMemo, row_hashes, source_version, text_hashes
 from pipeline.core.artifacts import ID_COLUMNS
 from pipeline.core.contract import MAX_TEXT_CHARS
 from pipeline.core.gates import GateResult
@@ -376,20 +376,78 @@ def _id_suite():
     return suite
 
 
-def expectations(examples: Table, pairs: Table, tasks: list[str]) -> GateResult:
-    """Great Expectations 1.x (ephemeral context, called directly) on both tables' columns.
+def _suite_version(suites) -> str:
+    """What the row-wise verdicts depend on: each expectation's type and arguments, and the GX release."""
+    import great_expectations as gx
 
-    Row-wise expectations run chunk by chunk and their counts are summed; uniqueness of
-    `example_id` is a whole-table property, so it runs once on that one column of every row.
-    """
+    spec = [[(e.expectation_type, e.configuration.kwargs) for e in suite.expectations] for suite in suites]
+    payload = json.dumps([gx.__version__, spec], sort_keys=True, default=str)
+    return "gx-" + hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def expectations_memo(path: Path | None, tasks: list[str]) -> TextMemo:
+    """The memo of rows that passed every row-wise expectation of these suites (a new task list: a new memo)."""
+    _gx_context()
+    return TextMemo(path, _suite_version([_example_suite(tasks), _pair_suite(tasks)]))
+
+
+def _gx_context():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    return context
+
+
+def _unseen_batches(table: Table, name: str, memo: TextMemo | None, rows: Counter):
+    """(frame, row hashes) to validate: every chunk without a memo; with one, only the rows it has not
+    seen pass, gathered into frames of up to CHUNK_ROWS rows (at least one frame, maybe empty)."""
+    pending: list[pd.DataFrame] = []
+    hashes: list[tuple[np.ndarray, np.ndarray]] = []
+    waiting, yielded = 0, False
+    for df in _chunks(table):
+        rows[name] += len(df)
+        if memo is None:
+            yield df, None
+            continue
+        first, second = row_hashes(df, name)
+        new = ~memo.seen(first, second)
+        memo.tested += int(new.sum())
+        pending.append(df[new])
+        hashes.append((first[new], second[new]))
+        waiting += int(new.sum())
+        if waiting >= CHUNK_ROWS:
+            yield pd.concat(pending), _joined(hashes)
+            pending, hashes, waiting, yielded = [], [], 0, True
+    if memo is not None and (waiting or not yielded):
+        yield (pd.concat(pending) if pending else pd.DataFrame(columns=_columns(table))), _joined(hashes)
+
+
+def _joined(hashes: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    if not hashes:
+        return _NONE, _NONE
+    return np.concatenate([f for f, _ in hashes]), np.concatenate([s for _, s in hashes])
+
+
+_NONE = np.empty(0, dtype=np.uint64)
+
+
+def expectations(examples: Table, pairs: Table, tasks: list[str], memo: TextMemo | None = None) -> GateResult:
+    """Great Expectations 1.x (ephemeral context, called directly) on both tables' columns.
+
+    Row-wise expectations run chunk by chunk and their counts are summed; uniqueness of
+    `example_id` is a whole-table property, so it runs once on that one column of every row.
+    With a `memo` (`expectations_memo`), rows it saw pass every row-wise expectation (same values,
+    same suites) are not validated again: a row's expectations read only that row. A frame with a
+    failure is not remembered, so its rows are validated again next time; counts of unexpected
+    values are exact, and `element_count` is every row of the table.
+    """
+    context = _gx_context()
     source = context.data_sources.add_pandas("flywheel")
     outcomes = []
+    rows: Counter = Counter()
     tables = [("examples", examples, _example_suite(tasks))]
     if len(pairs):
         tables.append(("pairs", pairs, _pair_suite(tasks)))
@@ -397,18 +455,27 @@ def expectations(examples: Table, pairs: Table, tasks: list[str]) -> GateResult:
     def validate(asset: str, frames, suite) -> list[dict[str, Any]]:
         batches = source.add_dataframe_asset(asset).add_batch_definition_whole_dataframe("all")
         merged: list[dict[str, Any]] = []
-        for df in frames:
+        for df, hashes in frames:
             results = [_outcome(asset, r) for r in batches.get_batch(batch_parameters={"dataframe": df}).validate(suite).results]
+            if hashes is not None and all(o["success"] for o in results):
+                memo.passed(*hashes)
             merged = results if not merged else [_merge(a, b) for a, b in zip(merged, results, strict=True)]
         return merged
 
     for name, table, suite in tables:
-        outcomes.extend(validate(name, _chunks(table), suite))
+        results = validate(name, _unseen_batches(table, name, memo, rows), suite)
+        if memo is not None:  # the rows the memo vouched for were counted too
+            results = [dict(o, element_count=rows[name]) if o["element_count"] is not None else o for o in results]
+        outcomes.extend(results)
         if name == "examples" and "example_id" in _columns(table):
             ids = pd.concat(list(_chunks(table, ["example_id"])), ignore_index=True)
-            outcomes.extend(dict(o, table="examples") for o in validate("example_ids", [ids], _id_suite()))
+            outcomes.extend(dict(o, table="examples") for o in validate("example_ids", [(ids, None)], _id_suite()))
+    if memo is not None:
+        memo.save()
     failed = [o for o in outcomes if not o["success"]]
-    metadata = {"expectations": len(outcomes), "failed": len(failed), "results": outcomes}
+    metadata = {"expectations": len(outcomes), "failed": len(failed), "results": outcomes,
+                **({"rows": sum(rows.values()), "rows_validated": memo.tested, "rows_known_to_pass": memo.known,
+                    **({"memo_note": memo.note} if memo.note else {})} if memo is not None else {})}
     if not failed:
         return GateResult(True, f"All {len(outcomes)} Great Expectations expectations passed.", metadata)
     detail = "; ".join(

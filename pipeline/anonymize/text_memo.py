@@ -44,6 +44,17 @@ def text_hashes(texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return tuple(pd.util.hash_array(texts, encoding="utf8", hash_key=key, categorize=True) for key in _KEYS)
 
 
+def row_hashes(df, salt: str) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent 64-bit hashes of each row of a DataFrame: its values in column order, and `salt`."""
+    import pandas as pd
+
+    if not len(df):
+        return _EMPTY, _EMPTY
+    salted = df.assign(_memo_salt=salt)
+    return tuple(pd.util.hash_pandas_object(salted, index=False, encoding="utf8", hash_key=key, categorize=True)
+                 .to_numpy(dtype=np.uint64) for key in _KEYS)
+
+
 class TextMemo:
     """The hashes of texts that passed one test under `version`, loaded from and saved to `path`."""
 

@@ -79,4 +79,6 @@ def columns_meet_expectations(context: dg.AssetCheckExecutionContext) -> dg.Asse
     version, examples, pairs = load_anonymized(context)
     from pipeline.anonymize import gates
 
-    return check_result(gates.expectations(examples, pairs, list(get_target(name).tasks)), anonymized_version=version)
+    tasks = list(get_target(name).tasks)
+    memo = gates.expectations_memo(memo_path(context, "expectations"), tasks)
+    return check_result(gates.expectations(examples, pairs, tasks, memo), anonymized_version=version)
