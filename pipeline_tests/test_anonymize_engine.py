@@ -366,3 +366,20 @@ def test_numbering_and_json_survive_the_new_rules(engine):
     } or contact["name"].startswith("[PERSON_NAME")
     assert contact["phone"] == "+1 (555) 000-0000" and contact["address"] == "[ADDRESS]"
     assert "Iván" not in row["completion"] and "[PERSON_NAME" in row["completion"]
+
+
+def test_redacting_unseen_words_does_not_grow_the_vocab(engine):
+    """spaCy keeps every new string in its vocab; the engine frees them after each batch (memory_zone),
+    so a worker's memory does not grow with the number of distinct words it has seen."""
+    import random
+    import string
+
+    rnd = random.Random(3)
+    strings = engine._nlp.vocab.strings
+    redact(engine, "Warm up with Maria Lopez from Acme.")
+    before = len(strings)
+    texts = [" ".join("".join(rnd.choice(string.ascii_lowercase) for _ in range(9)) for _ in range(30))
+             + f" call Maria Lopez on 555-0{i:03d}" for i in range(20)]
+    out = redact(engine, *texts)
+    assert all("Maria" not in t for t in out)
+    assert len(strings) - before < 20, len(strings) - before  # 600 unseen words went through
