@@ -13,6 +13,8 @@ pandas or DuckDB, and the paths are in each asset's metadata.
         anonymized/<version>/examples.parquet  anonymized_dataset: same columns, ids stripped, text redacted;
         anonymized/<version>/pairs.parquet     <version> is a hash of the two files' bytes
         <dataset_version>/                training_file: train/validation files per format + manifest.json
+        .memo/                            training_file: what its build and gates found per row and per line,
+                                          so a run after new data redoes only what is new (training_files/memo.py)
       <family>/tenant_counts/<org_id>/    sync_target_partitions: each candidate tenant's scored state (as
                                           scored/ above), so a re-count after new data scores only what changed
         jobs/<job_id>/                    local fine-tune jobs: request, status, logs, the model

@@ -45,6 +45,8 @@ def training_file(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     except TrainingFileInputError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     manifest = result.manifest
+    if result.memo_note:
+        context.log.warning(result.memo_note)
     counts, cost = manifest["counts"], manifest["cost"]
     dropped = {k: v for k, v in counts["dropped"].items() if v}
     if dropped:
@@ -70,6 +72,9 @@ def training_file(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         ),
         "files": dg.MetadataValue.json(manifest["files"]),
         "input_rows": dg.MetadataValue.int(counts["input_rows"]),
+        # rows taken from the memo of the last build vs prepared again (new or changed rows)
+        "rows_from_memo": dg.MetadataValue.int(result.reused_rows),
+        "rows_prepared": dg.MetadataValue.int(result.prepared_rows),
         "train_examples": dg.MetadataValue.int(counts["train"]),
         "validation_examples": dg.MetadataValue.int(counts["validation"]),
         "dropped": dg.MetadataValue.int(sum(dropped.values())),

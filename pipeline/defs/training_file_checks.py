@@ -32,18 +32,25 @@ def _result(gate, version: str) -> dg.AssetCheckResult:
     return check_result(gate, dataset_version=version)
 
 
+def _memo_dir(context: dg.AssetCheckExecutionContext):
+    """The target's memo folder: the gates re-validate only record lines they have not seen."""
+    from pipeline.training_files.memo import memo_dir
+
+    return memo_dir(context.partition_key)
+
+
 @_blocking_check
 def training_file_format(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     """Every record of every format passes the OpenAI cookbook's format checks, DPO and TRL rules."""
     manifest = _manifest(context)
-    return _result(validate.format_gate(manifest), manifest["dataset_version"])
+    return _result(validate.format_gate(manifest, memo_dir=_memo_dir(context)), manifest["dataset_version"])
 
 
 @_blocking_check
 def training_file_no_duplicates_or_overlap(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     """No duplicate examples, and no prompt in both the training and the validation file."""
     manifest = _manifest(context)
-    return _result(validate.uniqueness_gate(manifest), manifest["dataset_version"])
+    return _result(validate.uniqueness_gate(manifest, memo_dir=_memo_dir(context)), manifest["dataset_version"])
 
 
 @_blocking_check
@@ -52,7 +59,8 @@ def training_file_tokens_and_size(context: dg.AssetCheckExecutionContext) -> dg.
     target = get_target(context.partition_key)
     manifest = _manifest(context)
     gate = validate.size_gate(
-        manifest, min_examples=target.min_examples, max_tokens=target.training_file.max_tokens_per_example
+        manifest, min_examples=target.min_examples, max_tokens=target.training_file.max_tokens_per_example,
+        memo_dir=_memo_dir(context),
     )
     return _result(gate, manifest["dataset_version"])
 

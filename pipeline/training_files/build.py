@@ -3,20 +3,21 @@
 Dropped rows are listed with their reason in `<version>/dropped.jsonl`.
 
 Two streaming passes keep a million rows in bounded memory. Pass 1 reads the Parquet file in
-record batches, hashes every row into the dataset version (order-independent), applies the drop
-rules of `prepare.py`, and spools each prepared record as one JSON line; per row it keeps only
-compact arrays (hashes, offsets, token counts, task codes). Duplicates (same content) and the split
-are computed on those arrays with numpy. Pass 2 reads the kept records from the spool in the order
-of a hash of their id (so the bytes do not depend on the upstream row order) and streams them into
-every format's train and validation files.
+record batches and hashes every row (SHA-256, `version.row_digests`) into the dataset version
+(order-independent). A row whose digest the target's memo holds (`memo.py`: what the last build
+made of each of its rows) is taken from it; any other row goes through the drop rules of
+`prepare.py` and is formatted (`rows.py`). Either way its *segment* (id, a line per format, the
+evaluation item) goes to the spool, which becomes the next build's memo, and per row only compact
+arrays are kept (hashes, offsets, token counts, task codes). Duplicates (same content) and the
+split are computed on those arrays with numpy. Pass 2 copies the kept rows' lines from the spool in
+the order of a hash of their id (so the bytes do not depend on the upstream row order) into every
+format's train and validation files. Files, version and manifest are the same with or without a memo.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-from array import array
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -26,21 +27,22 @@ from typing import Any
 import numpy as np
 
 from pipeline.core.artifacts import BACKEND_FORMAT, anonymized_dir, dataset_dir, write_atomic, write_manifest
-from pipeline.core.settings import target_dir
 from pipeline.core.targets import Target
 from pipeline.training_files import formats
-from pipeline.training_files.prepare import (
-    DROP_REASONS,
-    content_key,
-    key_hash,
-    prepare_example,
-    prepare_pair,
-    prompt_key,
-)
+from pipeline.training_files.memo import VALUE_ARRAYS, RowMemo, row_fingerprint, row_memo_path
+from pipeline.training_files.memo_file import MemoWriter, ignored
+from pipeline.training_files.prepare import DROP_REASONS
+from pipeline.training_files.rows import KEPT, RowBatch, merge, prepare_rows, segment_id
 from pipeline.training_files.split import split_rows
 from pipeline.training_files.tokens import TokenCounter, encoding_for_model
 from pipeline.training_files.validate import estimate_cost
-from pipeline.training_files.version import InputHasher, dataset_version, formatting_config
+from pipeline.training_files.version import (
+    FORMAT_REVISION,
+    InputHasher,
+    dataset_version,
+    formatting_config,
+    row_digests,
+)
 
 EXAMPLE_INPUT = {
     "required": ("example_id", "task", "messages", "completion"),
@@ -50,8 +52,8 @@ PAIR_INPUT = {
     "required": ("pair_id", "task", "messages", "chosen", "rejected"),
     "optional": ("group_id", "system_prompt", "source", "score"),
 }
-#: rows read at a time: a batch is held as Python values (about 2.5 KB a row), so at 20,000 rows the batch
-#: itself was what grew between 100k and 1M interactions (366 -> 568 MiB) while small targets never filled one
+#: rows read at a time: a batch's new rows are held as Python values (about 2.5 KB a row), so at 20,000 rows the
+#: batch itself was what grew between 100k and 1M interactions (366 -> 568 MiB) while small targets never filled one
 BATCH_ROWS = 4_096
 HISTOGRAM_EDGES = (0, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
 
@@ -65,6 +67,11 @@ class BuildResult:
     version: str
     manifest_path: Path
     manifest: dict[str, Any]
+    #: input rows taken from the memo, and prepared (dropped or formatted) by this build
+    reused_rows: int = 0
+    prepared_rows: int = 0
+    #: why an existing memo was ignored (damaged or unreadable), None when it was not
+    memo_note: str | None = None
 
 
 def input_kind(method: str) -> str:
@@ -79,12 +86,13 @@ def backend_format(target: Target) -> str:
 
 
 def build_training_files(
-    target: Target, *, source_dir: Path | None = None, batch_rows: int = BATCH_ROWS
+    target: Target, *, source_dir: Path | None = None, batch_rows: int = BATCH_ROWS, memo: bool = True
 ) -> BuildResult:
     """Write the target's dataset version (files + manifest) from the anonymized tables in `source_dir`.
 
     `source_dir` is the anonymized version the gates approved (`anonymized/<version>/`); the
     default, `anonymized/` itself, serves callers that write the tables there directly.
+    `memo=False` prepares every row and leaves the target's memo as it was.
     """
     import pyarrow.parquet as pq
 
@@ -110,69 +118,73 @@ def build_training_files(
     counter = TokenCounter(choice.encoding)
     cfg = target.training_file
     max_tokens = cfg.max_tokens_per_example
+    fmts = formats.formats_for(target.method)
     hasher = InputHasher(columns)
+    memo_path = row_memo_path(target.name, kind)
+    expected = row_fingerprint(kind=kind, columns=columns, method=target.method, formats=fmts,
+                               encoding=choice.encoding, max_tokens=max_tokens, format_revision=FORMAT_REVISION)
+    old, memo_note = RowMemo.open(memo_path, expected) if memo else (None, None)
 
     dropped: Counter[str] = Counter({reason: 0 for reason in DROP_REASONS})
     drops: list[tuple[str, str]] = []
-    # one entry per prepared row, in file order (compact arrays, not Python objects)
-    content_keys, id_keys, offsets = array("q"), array("q"), array("q")
-    group_keys, prompt_keys = array("q"), array("q")
-    task_codes, tokens, answer_tokens = array("i"), array("q"), array("q")
-    scores = array("d")
+    table = _RowTable(len(fmts) + 2)
     task_names: dict[str, int] = {}
     dates: list[str] = []
+    reused = damaged = 0
 
-    home = target_dir(target.name)
-    spool_path = home / f".spool-{os.getpid()}.jsonl"
+    # the new memo's blob is this build's spool: each row's segment (id, a line per format, the
+    # evaluation item), read back by offset in pass 2
+    writer = MemoWriter(memo_path)
+    committed = False
     try:
         input_rows = 0
-        offset = 0
-        with open(spool_path, "wb") as spool:
-            for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
-                cols = {c: batch.column(c).to_pylist() for c in columns}
-                input_rows += batch.num_rows
-                hasher.update_batch(cols)
-                if "occurred_at" in cols:
-                    _date_range(dates, cols["occurred_at"])
-                for values in zip(*(cols[c] for c in columns), strict=True):
-                    row = dict(zip(columns, values, strict=True))
-                    if kind == "examples":
-                        prepared = prepare_example(row, counter, max_tokens)
-                    else:
-                        prepared = prepare_pair(row, counter, max_tokens, target.method)
-                    if isinstance(prepared, str):
-                        dropped[prepared] += 1
-                        drops.append((str(row[id_column]), prepared))
-                        continue
-                    content_keys.append(content_key(prepared))
-                    id_keys.append(key_hash(prepared["id"]))
-                    group_keys.append(key_hash(prepared["group"]))
-                    prompt_keys.append(key_hash(prompt_key(prepared["messages"])))
-                    task_codes.append(task_names.setdefault(prepared["task"], len(task_names)))
-                    tokens.append(prepared.pop("tokens"))
-                    answer_tokens.append(prepared.pop("assistant_tokens"))
-                    score = prepared.get("score")
-                    scores.append(math.nan if score is None else score)
-                    line = json.dumps(prepared, sort_keys=True, ensure_ascii=False).encode("utf-8") + b"\n"
-                    offsets.append(offset)
-                    offset += len(line)
-                    spool.write(line)
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
+            input_rows += batch.num_rows
+            digests = row_digests(batch, columns)
+            hasher.update_digests(digests)
+            if "occurred_at" in columns:
+                _date_range(dates, batch.column("occurred_at"))
+            found = old.find(digests) if old is not None else np.full(batch.num_rows, -1, dtype=np.int64)
+            hit = np.flatnonzero(found >= 0)
+            parts = []
+            if len(hit):
+                taken, intact = old.take(found[hit])
+                found[hit[~intact]] = -1  # a damaged segment: prepare the row again
+                damaged += int((~intact).sum())
+                hit = hit[intact]
+                parts.append((hit, taken))
+            miss = np.flatnonzero(found < 0)
+            if len(miss):
+                rows = batch.take(miss).to_pylist() if len(hit) else batch.to_pylist()
+                parts.append((miss, prepare_rows(rows, kind=kind, method=target.method, id_column=id_column,
+                                                 counter=counter, max_tokens=max_tokens, fmts=fmts)))
+            reused += len(hit)
+            done = merge(batch.num_rows, len(fmts) + 2, parts)
+            base = writer.write(done.segments)
+            for row in np.flatnonzero(done.drop != KEPT).tolist():
+                reason = DROP_REASONS[int(done.drop[row])]
+                dropped[reason] += 1
+                drops.append((segment_id(done, row), reason))
+            table.add(done, digests, base + done.where, task_names)
         del parquet
+        if damaged:
+            memo_note = ignored(memo_path, f"held {damaged:,} rows whose bytes fail their CRC-32 (prepared again)")
+        arrays = table.arrays()
 
         # duplicates: of rows with the same content, the one with the smallest id hash is kept, so
         # the choice does not depend on row order; records are then written in id-hash order
-        ckeys = np.asarray(content_keys, dtype=np.int64)
-        ikeys = np.asarray(id_keys, dtype=np.int64)
+        prepared = np.flatnonzero(arrays["drop"] == KEPT)
+        ckeys = arrays["content"][prepared]
+        ikeys = arrays["id_key"][prepared]
         by_content = np.lexsort((ikeys, ckeys))
         duplicate = np.zeros(len(ckeys), dtype=bool)
         duplicate[by_content[1:][ckeys[by_content][1:] == ckeys[by_content][:-1]]] = True
         kept = np.flatnonzero(~duplicate)
         kept = kept[np.argsort(ikeys[kept], kind="stable")]
-        del ckeys, content_keys
-        with open(spool_path, "rb") as spool:
-            for row in np.flatnonzero(duplicate).tolist():
-                spool.seek(offsets[row])
-                drops.append((json.loads(spool.readline())["id"], "duplicate"))
+        del ckeys
+        starts, pieces = arrays["start"][prepared], arrays["parts"][prepared]
+        for row in np.flatnonzero(duplicate).tolist():
+            drops.append((writer.read(int(starts[row]), int(pieces[row, 0])).decode("utf-8"), "duplicate"))
         dropped["duplicate"] += int(duplicate.sum())
 
         config = formatting_config(
@@ -186,26 +198,34 @@ def build_training_files(
         )
         version = dataset_version({kind: hasher.hexdigest()}, config)
         in_validation = split_rows(
-            np.asarray(group_keys, dtype=np.int64)[kept],
-            np.asarray(prompt_keys, dtype=np.int64)[kept],
-            np.asarray(task_codes, dtype=np.int32)[kept],
+            arrays["group"][prepared][kept],
+            arrays["prompt"][prepared][kept],
+            arrays["task"][prepared][kept],
             cfg.validation_share,
             cfg.seed,
         )
-        del group_keys, prompt_keys
         out = dataset_dir(target.name, version)
-        kept_offsets = np.asarray(offsets, dtype=np.int64)[kept]
-        files = _write_formats(spool_path, kept_offsets, out, formats.formats_for(target.method), in_validation)
-        evaluation_items = _write_evaluation_items(spool_path, kept_offsets[in_validation], out)
+        files = _write_formats(writer, starts[kept], pieces[kept], out, fmts, in_validation)
+        evaluation_items = _write_evaluation_items(writer, starts[kept][in_validation], pieces[kept][in_validation], out)
         drops.sort()
         write_atomic(out / "dropped.jsonl", "".join(json.dumps({"id": i, "reason": r}) + "\n" for i, r in drops))
+        if memo:
+            writer.commit(expected, arrays, {"tasks": list(task_names), "formats": list(fmts), "rows": input_rows})
+            committed = True
     finally:
-        spool_path.unlink(missing_ok=True)
+        if old is not None:
+            old.close()
+        if not committed:
+            writer.discard()
 
-    tokens = np.asarray(tokens, dtype=np.int64)[kept]
-    answer_tokens = np.asarray(answer_tokens, dtype=np.int64)[kept]
-    task_codes = np.asarray(task_codes, dtype=np.int32)[kept]
-    scores = np.asarray(scores, dtype=np.float64)[kept]
+    tokens = arrays["tokens"][prepared]
+    answer_tokens = arrays["answer_tokens"][prepared]
+    task_codes = arrays["task"][prepared]
+    scores = arrays["score"][prepared]
+    tokens = tokens[kept]
+    answer_tokens = answer_tokens[kept]
+    task_codes = task_codes[kept]
+    scores = scores[kept]
     written = len(tokens)
     if input_rows != written + sum(dropped.values()):  # pragma: no cover - an accounting bug
         raise AssertionError(f"rows in {input_rows} != written {written} + dropped {sum(dropped.values())}")
@@ -272,46 +292,59 @@ def build_training_files(
         "created_at": _created_at(out),
     }
     path = write_manifest(target.name, version, manifest)
-    return BuildResult(version, path, manifest)
+    return BuildResult(version, path, manifest, reused_rows=reused, prepared_rows=input_rows - reused,
+                       memo_note=memo_note)
 
 
-def _write_evaluation_items(spool_path: Path, offsets: np.ndarray, out: Path) -> str | None:
-    """Stream the held-out (validation) rows as `formats.evaluation_item` records; None when there are none."""
+#: kept rows whose lines are gathered before each write (bounded memory: a few MB a format)
+WRITE_ROWS = 2_048
+
+
+def _write_evaluation_items(writer: MemoWriter, starts: np.ndarray, pieces: np.ndarray, out: Path) -> str | None:
+    """Write the held-out (validation) rows' evaluation items (`formats.evaluation_item`, made in
+    pass 1: each segment's last piece); None when there are none."""
     path = out / "evaluation" / "items.jsonl"
-    if not len(offsets):
+    if not len(starts):
         path.unlink(missing_ok=True)
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(spool_path, "rb") as spool, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-        for offset in offsets.tolist():
-            spool.seek(offset)
-            fh.write(formats.dumps(formats.evaluation_item(json.loads(spool.readline()))) + "\n")
+    last = pieces.shape[1] - 1
+    offsets = starts + pieces[:, :last].sum(axis=1, dtype=np.int64)
+    with open(tmp, "wb") as fh:
+        for begin in range(0, len(starts), WRITE_ROWS):
+            chunk = zip(offsets[begin : begin + WRITE_ROWS].tolist(), pieces[begin : begin + WRITE_ROWS, last].tolist(), strict=True)
+            fh.write(b"".join(writer.read(offset, length) for offset, length in chunk))
     tmp.replace(path)
     return str(path)
 
 
 def _write_formats(
-    spool_path: Path, offsets: np.ndarray, out: Path, fmts: tuple[str, ...], in_validation: np.ndarray
+    writer: MemoWriter, starts: np.ndarray, pieces: np.ndarray, out: Path, fmts: tuple[str, ...],
+    in_validation: np.ndarray,
 ) -> dict[str, dict]:
-    """Stream the spooled records at `offsets` (in that order) into every format's split files."""
+    """Copy the kept rows' lines (in this order) from their segments into every format's split files."""
     has_validation = bool(in_validation.any())
     splits = ("train", "validation") if has_validation else ("train",)
     paths = {(f, s): out / f / f"{s}.jsonl" for f in fmts for s in splits}
     for path in paths.values():
         path.parent.mkdir(parents=True, exist_ok=True)
     tmp = {key: path.with_name(f".{path.name}.tmp") for key, path in paths.items()}
+    cuts = np.cumsum(pieces[:, : len(fmts) + 1], axis=1).tolist()  # where each format's line ends
     with ExitStack() as stack:
-        handles = {key: stack.enter_context(open(p, "w", encoding="utf-8", newline="\n")) for key, p in tmp.items()}
-        builders = [(f, formats.BUILDERS[f]) for f in fmts]
-        dumps = formats.dumps
-        with open(spool_path, "rb") as spool:
-            for offset, validation in zip(offsets.tolist(), in_validation.tolist(), strict=True):
-                spool.seek(offset)
-                prepared = json.loads(spool.readline())
+        handles = {key: stack.enter_context(open(p, "wb")) for key, p in tmp.items()}
+        for begin in range(0, len(starts), WRITE_ROWS):
+            lines: dict[tuple[str, str], list[bytes]] = {key: [] for key in handles}
+            for start, ends, validation in zip(
+                starts[begin : begin + WRITE_ROWS].tolist(), cuts[begin : begin + WRITE_ROWS],
+                in_validation[begin : begin + WRITE_ROWS].tolist(), strict=True,
+            ):
+                segment = writer.read(start, ends[-1])
                 split = "validation" if validation else "train"
-                for fmt, builder in builders:
-                    handles[(fmt, split)].write(dumps(builder(prepared)) + "\n")
+                for i, fmt in enumerate(fmts):
+                    lines[(fmt, split)].append(segment[ends[i] : ends[i + 1]])
+            for key, chunk in lines.items():
+                handles[key].write(b"".join(chunk))
     for key, path in tmp.items():
         path.replace(paths[key])
     for fmt in fmts:  # a re-run that now has no validation rows must not leave an old file behind
@@ -324,11 +357,56 @@ def _write_formats(
     }
 
 
-def _date_range(dates: list[str], values: list[Any]) -> None:
-    texts = [v.isoformat() if hasattr(v, "isoformat") else str(v) for v in values if v is not None]
-    if not texts:
-        return
-    low, high = min(texts), max(texts)
+class _RowTable:
+    """Pass 1's per-row arrays over the whole input, in row order (the new memo's arrays)."""
+
+    def __init__(self, pieces: int):
+        self.pieces = pieces
+        self._chunks: dict[str, list[np.ndarray]] = {name: [] for name in ("key", "start", "parts", *VALUE_ARRAYS)}
+
+    def add(self, batch: RowBatch, digests: np.ndarray, starts: np.ndarray, task_names: dict[str, int]) -> None:
+        """Append a batch; its task codes become the build's (numbered in order of first appearance
+        among prepared rows, as the split's tie-break expects)."""
+        prepared = batch.drop == KEPT
+        local = batch.task[prepared]
+        codes = np.zeros(len(batch), dtype=np.int32)
+        if len(local):
+            seen, first = np.unique(local, return_index=True)
+            for code in seen[np.argsort(first)].tolist():
+                task_names.setdefault(batch.tasks[code], len(task_names))
+            mapping = np.asarray([task_names.get(name, -1) for name in batch.tasks], dtype=np.int32)
+            codes[prepared] = mapping[local]
+        chunk = {"key": digests, "start": starts, "parts": batch.parts, "task": codes}
+        for name in self._chunks:
+            self._chunks[name].append(chunk[name] if name in chunk else getattr(batch, name))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays, each over every row added (the table is empty afterwards)."""
+        if not self._chunks["key"]:
+            empty = {"key": np.zeros((0, 32), np.uint8), "parts": np.zeros((0, self.pieces), np.int32),
+                     "drop": np.zeros(0, np.int8), "task": np.zeros(0, np.int32), "score": np.zeros(0, np.float64)}
+            return {name: empty.get(name, np.zeros(0, np.int64)) for name in self._chunks}
+        out = {name: np.concatenate(chunks) for name, chunks in self._chunks.items()}
+        for chunks in self._chunks.values():
+            chunks.clear()
+        return out
+
+
+def _date_range(dates: list[str], column: Any) -> None:
+    """Widen [min, max] of `occurred_at` texts (ISO for dates and times, else `str`) with an Arrow column."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        bounds = pc.min_max(column)  # UTF-8 byte order is code-point order: Python's min and max
+        if not bounds["min"].is_valid:
+            return
+        low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    else:
+        texts = [v.isoformat() if hasattr(v, "isoformat") else str(v) for v in column.to_pylist() if v is not None]
+        if not texts:
+            return
+        low, high = min(texts), max(texts)
     if not dates:
         dates.extend([low, high])
     else:

@@ -34,24 +34,7 @@ OPENAI_MIN_EXAMPLES = 10
 SAMPLE_LIMIT = 5
 
 
-# ---------------------------------------------------------------- reading files
-
-
-def read_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
-    """(line number, record) per line; a line that is not JSON yields the `invalid_json` marker."""
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError:
-                yield number, _INVALID
-
-
-class _Invalid:
-    pass
-
-
-_INVALID = _Invalid()
+# ---------------------------------------------------------------- records
 
 
 def prompt_of(fmt: str, record: dict[str, Any]) -> str:
@@ -207,21 +190,41 @@ def _files(manifest: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
                 yield fmt, split, splits[split]
 
 
-def format_gate(manifest: dict[str, Any]) -> GateResult:
-    """Every record of every written file passes its format's rules."""
+def format_gate(manifest: dict[str, Any], memo_dir: Path | None = None) -> GateResult:
+    """Every record of every written file passes its format's rules.
+
+    With `memo_dir` (the target's `.memo/`), a line that passed under the same rules before is not
+    checked again (`check_memo.py`); every line is still read and hashed.
+    """
+    import numpy as np
+
+    from pipeline.training_files.check_memo import INVALID, LineMemo, line_chunks, parse_line
+
     counts: Counter[str] = Counter()
     bad_records = 0
     records = 0
     samples: list[str] = []
+    memos: dict[str, LineMemo] = {}
     for fmt, split, path in _files(manifest):
-        for number, record in read_jsonl(path):
-            records += 1
-            errors = ["invalid_json"] if record is _INVALID else format_errors(fmt, record)
-            if errors:
+        if fmt not in memos:
+            memos[fmt] = LineMemo(memo_dir, "format", fmt)
+        memo = memos[fmt]
+        for first, lines, keys in line_chunks(path):
+            records += len(lines)
+            passed = memo.find(keys) >= 0
+            for i in np.flatnonzero(~passed).tolist():
+                record = parse_line(lines[i])
+                errors = ["invalid_json"] if record is INVALID else format_errors(fmt, record)
+                if not errors:
+                    passed[i] = True
+                    continue
                 bad_records += 1
                 counts.update(errors)
                 if len(samples) < SAMPLE_LIMIT:
-                    samples.append(f"{fmt}/{split}.jsonl line {number}: {', '.join(sorted(set(errors)))}")
+                    samples.append(f"{fmt}/{split}.jsonl line {first + i}: {', '.join(sorted(set(errors)))}")
+            memo.remember(keys[passed])
+    for memo in memos.values():
+        memo.save()
     meta = {"records_checked": records, "bad_records": bad_records, "errors": dict(sorted(counts.items()))}
     if not bad_records:
         return GateResult(True, f"All {records:,} records in {len(manifest['files'])} formats pass the format rules.", meta)
@@ -236,25 +239,38 @@ def format_gate(manifest: dict[str, Any]) -> GateResult:
     )
 
 
-def uniqueness_gate(manifest: dict[str, Any]) -> GateResult:
-    """No duplicate record in the backend's files, and no prompt on both sides of the split."""
+def uniqueness_gate(manifest: dict[str, Any], memo_dir: Path | None = None) -> GateResult:
+    """No duplicate record in the backend's files, and no prompt on both sides of the split.
+
+    Per line the record key and prompt key (from the memo under `memo_dir` when the line was seen);
+    duplicates and overlap over all of them.
+    """
+    import numpy as np
+
+    from pipeline.training_files.check_memo import LineMemo, line_chunks
+
     fmt = manifest["backend_format"]
     splits = manifest["files"][fmt]
-    seen: set[int] = set()
-    duplicates = 0
-    prompts: dict[str, set[int]] = {"train": set(), "validation": set()}
+    memo = LineMemo(memo_dir, "uniqueness", fmt, ("record", "prompt"))
+
+    def keys_of(record: Any) -> dict[str, int]:
+        return {"record": key_hash(json.dumps(record, sort_keys=True, ensure_ascii=False)),
+                "prompt": key_hash(prompt_of(fmt, record))}
+
+    records: list[np.ndarray] = []
+    prompts: dict[str, list[np.ndarray]] = {"train": [], "validation": []}
     for split in ("train", "validation"):
         if not splits.get(split):
             continue
-        for _, record in read_jsonl(splits[split]):
-            if record is _INVALID:
-                continue
-            key = key_hash(json.dumps(record, sort_keys=True, ensure_ascii=False))
-            if key in seen:
-                duplicates += 1
-            seen.add(key)
-            prompts[split].add(key_hash(prompt_of(fmt, record)))
-    overlap = len(prompts["train"] & prompts["validation"])
+        for _, lines, keys in line_chunks(splits[split]):
+            valid, values = memo.values_of(lines, keys, keys_of)
+            records.append(values["record"][valid])
+            prompts[split].append(values["prompt"][valid])
+    memo.save()
+    every = np.concatenate(records) if records else np.zeros(0, dtype=np.int64)
+    duplicates = int(len(every) - len(np.unique(every)))
+    sides = [np.unique(np.concatenate(p)) if p else np.zeros(0, dtype=np.int64) for p in prompts.values()]
+    overlap = int(len(np.intersect1d(*sides, assume_unique=True)))
     meta = {"format": fmt, "duplicates": duplicates, "overlapping_prompts": overlap}
     if not duplicates and not overlap:
         return GateResult(True, f"{fmt}: no duplicate records, no prompt in both train and validation.", meta)
@@ -273,10 +289,31 @@ def uniqueness_gate(manifest: dict[str, Any]) -> GateResult:
     )
 
 
-def size_gate(manifest: dict[str, Any], *, min_examples: int, max_tokens: int) -> GateResult:
-    """Token counts under the limit (recounted from the backend's files) and enough examples."""
+#: `size` memo value of a record whose tokens cannot be counted (the format gate reports it)
+_UNCOUNTED = -1
+
+
+def size_gate(
+    manifest: dict[str, Any], *, min_examples: int, max_tokens: int, memo_dir: Path | None = None
+) -> GateResult:
+    """Token counts under the limit (recounted from the backend's files) and enough examples.
+
+    A line counted before with the same encoding and code takes its count from the memo under
+    `memo_dir`; the limit and the minimum are applied on every run.
+    """
+    from pipeline.training_files.check_memo import LineMemo, line_chunks
+
     fmt = manifest["backend_format"]
-    counter = TokenCounter(manifest["tokens"]["encoding"])
+    encoding = manifest["tokens"]["encoding"]
+    counter = TokenCounter(encoding)
+    memo = LineMemo(memo_dir, "size", fmt, ("tokens",), encoding=encoding)
+
+    def tokens_of(record: Any) -> dict[str, int]:
+        try:
+            return {"tokens": record_tokens(fmt, record, counter)}
+        except (KeyError, TypeError, AttributeError):
+            return {"tokens": _UNCOUNTED}  # the format gate reports malformed records
+
     over = 0
     longest = 0
     n = {"train": 0, "validation": 0}
@@ -284,16 +321,15 @@ def size_gate(manifest: dict[str, Any], *, min_examples: int, max_tokens: int) -
         path = manifest["files"][fmt].get(split)
         if not path:
             continue
-        for _, record in read_jsonl(path):
-            if record is _INVALID:
-                continue
-            n[split] += 1
-            try:
-                tokens = record_tokens(fmt, record, counter)
-            except (KeyError, TypeError, AttributeError):
-                continue  # the format gate reports malformed records
-            longest = max(longest, tokens)
-            over += tokens > max_tokens
+        for _, lines, keys in line_chunks(path):
+            valid, values = memo.values_of(lines, keys, tokens_of, fill=_UNCOUNTED)
+            tokens = values["tokens"]
+            n[split] += int(valid.sum())
+            counted = tokens[valid & (tokens != _UNCOUNTED)]
+            if len(counted):
+                longest = max(longest, int(counted.max()))
+                over += int((counted > max_tokens).sum())
+    memo.save()
     total = n["train"] + n["validation"]
     needed = max(min_examples, OPENAI_MIN_EXAMPLES)
     meta = {
