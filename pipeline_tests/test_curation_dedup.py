@@ -187,8 +187,32 @@ def test_band_keys_in_slices_are_the_keys_of_the_whole(monkeypatch):
     texts = [f"user: make a landing page for my bakery number {i % 7} in town {i % 3}" for i in range(50)]
     sigs = dedup.prompt_signatures(texts, [""] * len(texts))
     spaces = np.full(len(texts), dedup.namespace("page_generation"), dtype=np.uint64)
-    rows, keys, bounds = dedup._shared_band_keys(sigs, spaces)
+    every = np.arange(len(texts))
+    rows, keys, bounds = dedup._shared_band_keys(sigs, spaces, every)
     monkeypatch.setattr(dedup, "BAND_KEY_ROWS", 7)
-    again = dedup._shared_band_keys(sigs, spaces)
+    again = dedup._shared_band_keys(sigs, spaces, every)
     assert [a.tolist() for a in again] == [rows.tolist(), keys.tolist(), bounds.tolist()] and len(rows) > 1
     assert len(bounds) == len(rows) + 1 and (np.diff(bounds) > 0).all() and bounds[-1] == len(keys)
+    # of a subset, in its order: the keys of those rows' signatures alone
+    some = np.array([9, 3, 40, 21, 0, 33, 14])
+    sub = dedup._shared_band_keys(sigs, spaces, some)
+    alone = dedup._shared_band_keys(sigs[some], spaces[some], np.arange(len(some)))
+    assert [a.tolist() for a in sub] == [a.tolist() for a in alone]
+
+
+def test_exact_firsts_are_the_first_of_each_key_in_walking_order():
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 50, 400):
+        keys = rng.integers(0, max(2, n // 3), n)
+        order = rng.permutation(n)
+        duplicate_of = np.full(n, -1, dtype=np.int64)
+        reps = dedup._exact_firsts(keys, order, duplicate_of)
+        first: dict[int, int] = {}
+        expected = np.full(n, -1, dtype=np.int64)
+        for i in order.tolist():
+            twin = first.setdefault(int(keys[i]), i)
+            if twin != i:
+                expected[i] = twin
+        assert reps.tolist() == list(first.values()) and duplicate_of.tolist() == expected.tolist()
+    with pytest.raises(ValueError, match="order has 2 positions for 3"):
+        dedup._exact_firsts(np.zeros(3), [0, 1], np.full(3, -1))

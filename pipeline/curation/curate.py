@@ -445,8 +445,21 @@ class Candidates:
             "rank": np.array(self.ranks, dtype=np.int8),
             "time": np.array(self.times, dtype=np.int64),
             "id_hash": np.array(self.id_hashes, dtype=np.int64),
-            "signature": np.concatenate(self.signatures) if self.scores else dedup.prompt_signatures([], []),
+            "signature": self._signatures(),
         }
+
+    def _signatures(self) -> np.ndarray:
+        """The batches' signatures as one array, each batch let go once copied (no second copy of them all)."""
+        if not self.scores:
+            return dedup.prompt_signatures([], [])
+        out = np.empty((sum(len(s) for s in self.signatures), self.signatures[0].shape[1]), self.signatures[0].dtype)
+        at = 0
+        while self.signatures:
+            chunk = self.signatures.pop(0)
+            out[at : at + len(chunk)] = chunk
+            at += len(chunk)
+        self.signatures = [out]
+        return out
 
     def collapse(self, threshold: float) -> dedup.Collapsed:
         """Exact and near duplicates collapsed to the best of each (see `collapse_keys`)."""
@@ -460,7 +473,7 @@ def best_first(keys: dict[str, np.ndarray]) -> np.ndarray:
 
 def collapse_keys(keys: dict[str, np.ndarray], threshold: float) -> dedup.Collapsed:
     """`dedup.collapse` over candidates' key arrays (`Candidates.arrays`, or the live ones of every part)."""
-    return dedup.collapse(keys["exact"].tolist(), keys["signature"], keys["namespace"], best_first(keys).tolist(), threshold)
+    return dedup.collapse(keys["exact"], keys["signature"], keys["namespace"], best_first(keys), threshold)
 
 
 def curate_target(
@@ -572,20 +585,34 @@ def _conversations_of(store: st.Store, ids: list[str]) -> dict[str, set[str]]:
 class _RowLog:
     """rows.parquet of a part, built a row at a time in typed arrays."""
 
+    #: ids are moved into Arrow arrays this many at a time: a Python str per id costs about 60 bytes
+    #: more, and long-lived small objects among each batch's decoded records keep the heap from shrinking
+    ID_CHUNK = 4_096
+
     def __init__(self) -> None:
-        self.ids: list[str] = []
+        self._ids: list[str] = []
+        self._id_chunks: list[pa.Array] = []
+        self.rows = 0
         self.arrays = {name: array("q") for name in ("id_hash", "conversation", "group", "time")}
         self.codes = {name: array("b") for name in ("status", "bucket", "outcome")}
 
     def add(self, rid: str, conversation: int, group: int, at: int, status: int, bucket_: int, outcome: int) -> None:
-        self.ids.append(rid)
+        self._ids.append(rid)
+        self.rows += 1
+        if len(self._ids) >= self.ID_CHUNK:
+            self._flush_ids()
         for name, value in (("id_hash", id_hash(rid)), ("conversation", conversation), ("group", group), ("time", at)):
             self.arrays[name].append(value)
         for name, value in (("status", status), ("bucket", bucket_), ("outcome", outcome)):
             self.codes[name].append(value)
 
+    def _flush_ids(self) -> None:
+        self._id_chunks.append(pa.array(self._ids, pa.string()))
+        self._ids = []
+
     def table(self) -> pa.Table:
-        columns = {"id": pa.array(self.ids, pa.string())}
+        self._flush_ids()
+        columns = {"id": pa.chunked_array(self._id_chunks, pa.string()).combine_chunks()}
         columns.update({name: pa.array(np.array(a, dtype=np.int64)) for name, a in self.arrays.items()})
         columns.update({name: pa.array(np.array(a, dtype=np.int8)) for name, a in self.codes.items()})
         return pa.table(columns, schema=parts.ROW_SCHEMA)
@@ -697,7 +724,7 @@ def _score_part(
     if unreadable:
         with store.engine.begin() as conn:
             store.quarantine_rows(conn, unreadable)
-    return len(row_log.ids)
+    return row_log.rows
 
 
 STATUS_CODE = {name: i for i, name in enumerate(parts.STATUS)}

@@ -229,16 +229,10 @@ def collapse(
     keep = np.zeros(n, dtype=bool)
     duplicate_of = np.full(n, -1, dtype=np.int64)
     result = Collapsed(keep, duplicate_of)
-    first: dict[bytes, int] = {}
-    for i in order:
-        twin = first.setdefault(exact_keys[i], i)
-        if twin != i:
-            duplicate_of[i] = twin
-            result.exact += 1
-    reps = np.fromiter(first.values(), dtype=np.int64, count=len(first))  # best first
-    del first
+    reps = _exact_firsts(exact_keys, order, duplicate_of)  # best first
+    result.exact = int((duplicate_of >= 0).sum())
     if threshold < 1.0 and len(reps) > 1:
-        sharing, flat, bounds = _shared_band_keys(sigs[reps], namespaces[reps])
+        sharing, flat, bounds = _shared_band_keys(sigs, namespaces, reps)
     else:
         sharing, flat, bounds = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(1, np.int64)
     alone = np.ones(len(reps), dtype=bool)
@@ -269,24 +263,53 @@ def collapse(
     return result
 
 
-def _shared_band_keys(sigs: np.ndarray, namespaces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The rows with a band key some other row has too, and those keys (the band is mixed into the key).
+def _exact_firsts(exact_keys: Sequence, order: Sequence[int], duplicate_of: np.ndarray) -> np.ndarray:
+    """The first example of each exact key in `order` (returned in that order); the others point at it.
 
-    Returns (rows, keys, bounds): row `rows[k]`'s shared keys are `keys[bounds[k]:bounds[k + 1]]`, in
+    In numpy (a Python dict of every key cost about 100 bytes an example at the collapse's peak)."""
+    n = len(exact_keys)
+    order = np.asarray(order, dtype=np.int64)
+    if len(order) != n:
+        raise ValueError(f"order has {len(order)} positions for {n} examples")
+    if not n:
+        return order
+    _, code = np.unique(np.asarray(exact_keys), return_inverse=True)
+    code = code.reshape(-1)
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    by = np.lexsort((rank, code))  # by key, best first within a key
+    first = np.ones(n, dtype=bool)
+    first[1:] = code[by[1:]] != code[by[:-1]]
+    start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
+    duplicate_of[by[~first]] = by[start[~first]]
+    reps = by[first]
+    return reps[np.argsort(rank[reps], kind="stable")]
+
+
+def _shared_band_keys(sigs: np.ndarray, namespaces: np.ndarray, of: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of the rows `of`, those with a band key another of them has too, and those keys (the band is mixed in).
+
+    Returns (rows, keys, bounds): `of[rows[k]]`'s shared keys are `keys[bounds[k]:bounds[k + 1]]`, in
     band order; numpy arrays, 8 bytes a key (Python lists of them cost about 48).
     """
-    # in slices of rows: band_keys widens each value to 64 bits (about 1 KB a row while it works)
-    keys = np.concatenate([band_keys(sigs[at : at + BAND_KEY_ROWS], namespaces[at : at + BAND_KEY_ROWS])
-                           for at in range(0, len(sigs), BAND_KEY_ROWS)] or [np.zeros((0, BANDS), np.uint64)])
+    # in slices of rows, never a copy of all their signatures: band_keys widens each value to 64 bits
+    # (about 1 KB a row while it works)
+    keys = np.concatenate([band_keys(sigs[of[at : at + BAND_KEY_ROWS]], namespaces[of[at : at + BAND_KEY_ROWS]])
+                           for at in range(0, len(of), BAND_KEY_ROWS)] or [np.zeros((0, BANDS), np.uint64)])
     keys = keys.view(np.int64)
     shared = np.zeros(keys.shape, dtype=bool)
     for band in range(BANDS):
         _, inverse, counts = np.unique(keys[:, band], return_inverse=True, return_counts=True)
         shared[:, band] = counts[inverse.reshape(-1)] > 1
-    rows, cols = np.nonzero(shared)
-    flat = keys[rows, cols]
+    at = np.flatnonzero(shared)  # row-major: a row's shared keys together, in band order
+    del shared
+    flat = keys.ravel()[at]
+    n = len(keys)
+    del keys
+    rows = at // BANDS
+    del at
     sharing = np.unique(rows)
-    bounds = np.searchsorted(rows, np.append(sharing, len(keys)))
+    bounds = np.searchsorted(rows, np.append(sharing, n))
     return sharing, flat, bounds
 
 
