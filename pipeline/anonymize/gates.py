@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.anonymize import checksums, residual
 from pipeline.anonymize.records import ANONYMIZED_EXAMPLE_COLUMNS, ANONYMIZED_PAIR_COLUMNS, tenant_hash
 from pipeline.anonymize.residual import KINDS, redacted_context, scan
-from pipeline.anonymize.text_memo import TextMemo, row_hashes, source_version, text_hashes
+from pipeline.anonymize.text_memo import TextMemo, row_hashes, text_hashes
 from pipeline.core.artifacts import ID_COLUMNS
+from pipeline.core.code_version import source_version
 from pipeline.core.contract import MAX_TEXT_CHARS
 from pipeline.core.gates import GateResult
 
@@ -108,7 +108,7 @@ def _record_passes(memo: TextMemo | None, hashes, passed: np.ndarray) -> None:
 
 def residual_memo(path: Path | None) -> TextMemo:
     """The memo of texts the residual detector found clean, for this detector's source."""
-    return TextMemo(path, "residual-" + source_version(residual, checksums))
+    return TextMemo(path, "residual-" + source_version(("pipeline.anonymize.residual", "pipeline.anonymize.checksums"))[:16])
 
 
 def residual_pii(examples: Table, pairs: Table, memo: TextMemo | None = None) -> GateResult:

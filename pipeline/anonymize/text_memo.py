@@ -13,7 +13,6 @@ in this run and nothing else, so the memo holds the current dataset's texts and 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import zipfile
@@ -25,14 +24,6 @@ log = logging.getLogger(__name__)
 
 _KEYS = ("flywheel-memo-a1", "flywheel-memo-b2")  # pandas wants 16-byte keys
 _EMPTY = np.empty(0, dtype=np.uint64)
-
-
-def source_version(*modules) -> str:
-    """A version for a test whose behaviour is its modules' source: any edit gives a new memo."""
-    digest = hashlib.sha256()
-    for module in modules:
-        digest.update(Path(module.__file__).read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def text_hashes(texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.training_files.memo_file import MemoWriter, fingerprint, ignored, open_memo, source_version
+from pipeline.core.code_version import source_version
+from pipeline.training_files.memo_file import MemoWriter, fingerprint, ignored, open_memo
 
 #: the modules whose code decides a gate's per-line result
 GATE_MODULES = (

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.code_version import source_version
 from pipeline.core.settings import target_dir
-from pipeline.training_files.memo_file import Memo, fingerprint, ignored, open_memo, source_version
+from pipeline.training_files.memo_file import Memo, fingerprint, ignored, open_memo
 from pipeline.training_files.rows import RowBatch, segment_checks
 
 MEMO_DIR = ".memo"

@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,21 +34,6 @@ MAGIC = b"FWMEMO01"
 _TAIL = 16  # footer length + MAGIC
 
 log = logging.getLogger(__name__)
-
-
-def source_version(modules: tuple[str, ...], packages: tuple[str, ...] = ()) -> str:
-    """A hash of the source files of `modules` (dotted names), the installed versions of `packages`
-    and the Python version: what a memo's values were computed by."""
-    import importlib.metadata
-    import importlib.util
-
-    digest = hashlib.sha256(f"python {sys.version_info.major}.{sys.version_info.minor}".encode())
-    for name in sorted(modules):
-        spec = importlib.util.find_spec(name)
-        digest.update(name.encode() + b"\0" + Path(spec.origin).read_bytes() + b"\0")
-    for name in sorted(packages):
-        digest.update(f"{name}=={importlib.metadata.version(name)}\0".encode())
-    return digest.hexdigest()
 
 
 def fingerprint(**parts: Any) -> str:
