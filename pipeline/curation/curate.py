@@ -592,13 +592,11 @@ class _RowLog:
     def __init__(self) -> None:
         self._ids: list[str] = []
         self._id_chunks: list[pa.Array] = []
-        self.rows = 0
         self.arrays = {name: array("q") for name in ("id_hash", "conversation", "group", "time")}
         self.codes = {name: array("b") for name in ("status", "bucket", "outcome")}
 
     def add(self, rid: str, conversation: int, group: int, at: int, status: int, bucket_: int, outcome: int) -> None:
         self._ids.append(rid)
-        self.rows += 1
         if len(self._ids) >= self.ID_CHUNK:
             self._flush_ids()
         for name, value in (("id_hash", id_hash(rid)), ("conversation", conversation), ("group", group), ("time", at)):
@@ -724,7 +722,7 @@ def _score_part(
     if unreadable:
         with store.engine.begin() as conn:
             store.quarantine_rows(conn, unreadable)
-    return row_log.rows
+    return len(row_log.arrays["id_hash"])
 
 
 STATUS_CODE = {name: i for i, name in enumerate(parts.STATUS)}

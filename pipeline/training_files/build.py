@@ -218,14 +218,8 @@ def build_training_files(
         if not committed:
             writer.discard()
 
-    tokens = arrays["tokens"][prepared]
-    answer_tokens = arrays["answer_tokens"][prepared]
-    task_codes = arrays["task"][prepared]
-    scores = arrays["score"][prepared]
-    tokens = tokens[kept]
-    answer_tokens = answer_tokens[kept]
-    task_codes = task_codes[kept]
-    scores = scores[kept]
+    tokens, answer_tokens, task_codes, scores = (arrays[name][prepared][kept]
+                                                 for name in ("tokens", "answer_tokens", "task", "score"))
     written = len(tokens)
     if input_rows != written + sum(dropped.values()):  # pragma: no cover - an accounting bug
         raise AssertionError(f"rows in {input_rows} != written {written} + dropped {sum(dropped.values())}")
